@@ -1,0 +1,75 @@
+"""The database port: call SQL function F with arguments A as identity I.
+
+Every operation of the product is one SQL function in ``sql/`` (D2). Python reaches them only through
+:class:`Database`, which has two transports with the same behaviour: supabase-py RPC
+(:mod:`common.db.supabase_transport`) and psycopg (:mod:`common.db.psycopg_transport`). Both run the
+function in one transaction with PostgREST's ``role`` and ``request.jwt.claims``, so Row Level
+Security and the functions' own checks apply identically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+Role = Literal["authenticated", "service_role"]
+
+_FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who calls a SQL function: a signed-in user (verified claims + raw token) or the service role."""
+
+    role: Role
+    claims: Mapping[str, Any]
+    token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def service(cls) -> Identity:
+        return cls(role="service_role", claims={"role": "service_role"})
+
+    @classmethod
+    def user(cls, claims: Mapping[str, Any], token: str | None = None) -> Identity:
+        return cls(role="authenticated", claims=dict(claims), token=token)
+
+    @property
+    def user_id(self) -> str | None:
+        sub = self.claims.get("sub")
+        return str(sub) if sub else None
+
+    def jwt_claims(self) -> dict[str, Any]:
+        """The claims as PostgREST puts them in ``request.jwt.claims`` (with ``role``)."""
+        return {**self.claims, "role": self.role}
+
+
+class Database(Protocol):
+    """One call per operation; raises a :class:`common.errors.AppError` subclass on failure."""
+
+    def call(self, function: str, args: Mapping[str, Any], identity: Identity) -> Any: ...
+
+
+def check_function_name(function: str) -> str:
+    if not _FUNCTION_NAME.match(function):
+        raise ValueError(f"not a SQL function name: {function!r}")
+    return function
+
+
+def to_json_value(value: Any) -> Any:
+    """Arguments as JSON would carry them: exact decimals and datetimes become strings."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (uuid.UUID,)):
+        return str(value)
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    return value

@@ -1,0 +1,97 @@
+"""psycopg transport: the local stack, tests, migrations, and production through Supabase's pooler.
+
+Each call is one transaction that sets ``role`` and ``request.jwt.claims`` exactly as PostgREST does,
+then calls ``public.<function>(name => value, ...)``. The statements are sent in one pipeline, so a
+call costs one network round trip. Prepared statements are disabled (Supavisor transaction mode).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb, set_json_loads
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from common.db.base import Identity, check_function_name, to_json_value
+from common.db.errors import translate_sqlstate
+from common.errors import DatabaseUnavailableError
+
+_ARG_NAME = re.compile(r"^p_[a-z0-9_]{1,60}$")
+_SET_CALLER = (
+    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+    " set_config('statement_timeout', %s, true)"
+)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    # Money travels as numeric inside jsonb: keep it exact.
+    set_json_loads(partial(json.loads, parse_float=Decimal), conn)
+
+
+def _adapt(value: Any) -> Any:
+    """Lists and objects go as jsonb (the SQL API takes arrays as jsonb); scalars as they are."""
+    if isinstance(value, (Mapping, list, tuple)):
+        return Jsonb(to_json_value(value))
+    return value
+
+
+class PsycopgDatabase:
+    """:class:`common.db.base.Database` over a psycopg connection pool, opened on first use."""
+
+    def __init__(self, conninfo: str, *, max_size: int = 4, timeout_seconds: float = 10.0) -> None:
+        self._conninfo = conninfo
+        self._max_size = max_size
+        self._timeout = timeout_seconds
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> ConnectionPool:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ConnectionPool(
+                        self._conninfo, min_size=1, max_size=self._max_size, timeout=self._timeout,
+                        kwargs={"autocommit": True, "prepare_threshold": None,
+                                "connect_timeout": max(1, int(self._timeout))},
+                        configure=_configure, open=True, name="docchat",
+                    )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def call(self, function: str, args: Mapping[str, Any], identity: Identity) -> Any:
+        check_function_name(function)
+        for name in args:
+            if not _ARG_NAME.match(name):
+                raise ValueError(f"SQL argument names start with p_: {name!r}")
+        query = sql.SQL("select public.{}({})").format(
+            sql.Identifier(function),
+            sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(n), sql.Placeholder()) for n in args),
+        )
+        params = [_adapt(v) for v in args.values()]
+        claims = json.dumps(to_json_value(identity.jwt_claims()))
+        timeout_ms = str(int(self._timeout * 1000))
+        try:
+            with self._get_pool().connection() as conn:
+                with conn.pipeline(), conn.transaction():
+                    conn.execute(_SET_CALLER, [identity.role, claims, timeout_ms])
+                    cur = conn.execute(query, params)
+                row = cur.fetchone()
+        except PoolTimeout as exc:
+            raise DatabaseUnavailableError("No database connection available.") from exc
+        except psycopg.Error as exc:
+            if exc.sqlstate is None:
+                raise DatabaseUnavailableError() from exc
+            raise translate_sqlstate(exc.sqlstate, exc.diag.message_primary, function=function) from exc
+        return row[0] if row else None

@@ -1,0 +1,244 @@
+"""Typed settings, read from the environment once per process and never at import.
+
+Every environment variable the project reads is named in this module and nowhere else. A missing or
+placeholder value raises one :class:`~common.errors.ConfigurationError` that lists every bad name.
+Tests build :class:`Settings` directly (``Settings.from_env({...})`` or the dataclass constructors).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from common.errors import ConfigurationError
+
+_PLACEHOLDER = re.compile(
+    r"your[-_]project|your[-_](key|secret|token)|^<.*>$|^(changeme|change-me|replace-?me|todo|placeholder|xxx+|sk-\.\.\.)$",
+    re.IGNORECASE,
+)
+
+
+class _Reader:
+    """Collects every problem with the environment before raising once."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if _PLACEHOLDER.search(value):
+            self.problems.append(f"{name} holds a placeholder value")
+            return None
+        return value
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None and not any(p.startswith(name + " ") for p in self.problems):
+            self.problems.append(f"{name} is not set")
+        return value or ""
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be an integer, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def url(self, name: str, *, required: bool = False) -> str | None:
+        value = self.required(name) if required else self.optional(name)
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            self.problems.append(f"{name} must be an http(s) URL")
+        return value.rstrip("/") if value else None
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        raw = self.optional(name)
+        return tuple(part.strip() for part in raw.split(",") if part.strip()) if raw else ()
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigurationError("Invalid configuration: " + "; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How to reach the SQL function API: psycopg when ``database_url``, else supabase-py RPC."""
+
+    database_url: str | None = None
+    supabase_url: str | None = None
+    supabase_anon_key: str | None = None
+    supabase_secret_key: str | None = field(default=None, repr=False)
+    pool_max_size: int = 4
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How Supabase access tokens are verified (D8)."""
+
+    issuer: str
+    audience: str = "authenticated"
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwks_url: str | None = None
+    leeway_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    """The OpenAI client and the bounds of every chat turn."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    model: str = "gpt-6-luna"
+    timeout_seconds: float = 60.0
+    max_retries: int = 2
+    max_output_tokens: int = 1024
+    max_tool_calls: int = 2
+    max_num_results: int = 8
+    instructions: str = (
+        "You answer questions about the user's documents. Use the file_search tool, answer only from "
+        "what it returns, cite the passages you use, and say so when the documents do not contain the answer."
+    )
+    price_table_file: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Who may call the scheduled registry refresh, and how long one run may take."""
+
+    service_token: str | None = field(default=None, repr=False)
+    scheduler_audience: str | None = None
+    scheduler_service_account: str | None = None
+    time_budget_seconds: float = 240.0
+    grace_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings
+    auth: AuthSettings
+    openai_settings: OpenAISettings | None = None
+    registry: RegistrySettings = RegistrySettings()
+    cors_origins: tuple[str, ...] = ()
+    max_upload_bytes: int = 25 * 1024 * 1024
+    gcp_project: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def openai(self) -> OpenAISettings:
+        """The OpenAI section; raises ConfigurationError naming the variable when it is absent."""
+        if self.openai_settings is None:
+            raise ConfigurationError("Invalid configuration: OPENAI_API_KEY is not set")
+        return self.openai_settings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting; raise ConfigurationError listing all missing or placeholder names."""
+        r = _Reader(os.environ if env is None else env)
+        supabase_url = r.url("SUPABASE_URL")
+        database_url = r.optional("DATABASE_URL")
+        database = DatabaseSettings(
+            database_url=database_url,
+            supabase_url=supabase_url,
+            supabase_anon_key=r.optional("SUPABASE_ANON_KEY"),
+            supabase_secret_key=r.required("SUPABASE_SECRET_KEY") if supabase_url and not database_url else r.optional("SUPABASE_SECRET_KEY"),
+            pool_max_size=r.integer("DATABASE_POOL_SIZE", 4, 1, 64),
+            timeout_seconds=r.number("DATABASE_TIMEOUT_SECONDS", 10.0, 0.5, 120.0),
+        )
+        if not database_url and not supabase_url:
+            r.problems.append("DATABASE_URL or SUPABASE_URL must be set")
+
+        jwt_secret = r.optional("SUPABASE_JWT_SECRET")
+        jwks_url = r.url("SUPABASE_JWKS_URL") or (f"{supabase_url}/auth/v1/.well-known/jwks.json" if supabase_url else None)
+        issuer = r.optional("JWT_ISSUER") or (f"{supabase_url}/auth/v1" if supabase_url else None)
+        if issuer is None:
+            r.problems.append("JWT_ISSUER (or SUPABASE_URL) is not set")
+        if jwt_secret is None and jwks_url is None:
+            r.problems.append("SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL (or SUPABASE_URL) must be set")
+        auth = AuthSettings(issuer=issuer or "", jwt_secret=jwt_secret, jwks_url=jwks_url,
+                            audience=r.optional("JWT_AUDIENCE") or "authenticated",
+                            leeway_seconds=r.integer("JWT_LEEWAY_SECONDS", 30, 0, 300))
+
+        openai_settings = None
+        api_key = r.optional("OPENAI_API_KEY")
+        if api_key:
+            defaults = OpenAISettings(api_key=api_key)
+            openai_settings = OpenAISettings(
+                api_key=api_key,
+                base_url=r.url("OPENAI_BASE_URL"),
+                model=r.optional("OPENAI_MODEL") or defaults.model,
+                timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", defaults.timeout_seconds, 1, 600),
+                max_retries=r.integer("OPENAI_MAX_RETRIES", defaults.max_retries, 0, 5),
+                max_output_tokens=r.integer("CHAT_MAX_OUTPUT_TOKENS", defaults.max_output_tokens, 16, 128_000),
+                max_tool_calls=r.integer("CHAT_MAX_TOOL_CALLS", defaults.max_tool_calls, 1, 10),
+                max_num_results=r.integer("CHAT_MAX_NUM_RESULTS", defaults.max_num_results, 1, 50),
+                instructions=r.optional("CHAT_INSTRUCTIONS") or defaults.instructions,
+                price_table_file=r.optional("PRICE_TABLE_FILE"),
+            )
+
+        registry = RegistrySettings(
+            service_token=r.optional("REGISTRY_SERVICE_TOKEN"),
+            scheduler_audience=r.optional("SCHEDULER_AUDIENCE"),
+            scheduler_service_account=r.optional("SCHEDULER_SERVICE_ACCOUNT"),
+            time_budget_seconds=r.number("REGISTRY_TIME_BUDGET_SECONDS", 240.0, 1.0, 3000.0),
+            grace_seconds=r.integer("REGISTRY_GRACE_SECONDS", 3600, 0, 30 * 86400),
+        )
+        settings = cls(
+            database=database,
+            auth=auth,
+            openai_settings=openai_settings,
+            registry=registry,
+            cors_origins=r.csv("CORS_ORIGINS"),
+            max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1, 512 * 1024 * 1024),
+            gcp_project=r.optional("GOOGLE_CLOUD_PROJECT"),
+            log_level=(r.optional("LOG_LEVEL") or "INFO").upper(),
+        )
+        r.raise_if_any()
+        return settings
+
+
+_lock = threading.Lock()
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use (thread-safe)."""
+    global _cached
+    if _cached is None:
+        with _lock:
+            if _cached is None:
+                _cached = Settings.from_env()
+    return _cached
+
+
+def money(value: str | int | Decimal) -> Decimal:
+    """Parse an exact amount of money; floats are refused because they are not exact."""
+    if isinstance(value, float):
+        raise TypeError("money must not be a float")
+    return Decimal(value)
