@@ -1,0 +1,293 @@
+-- Private helpers used by the function API. Not exposed: schema private is not in PostgREST's list,
+-- and EXECUTE is granted only where an API function running as the caller needs it.
+-- Errors carry stable SQLSTATEs of class DC that Python maps (common/errors.py SQL_ERROR_CODES):
+-- DC400 invalid input, DC401 not signed in, DC402 budget exceeded, DC403 forbidden, DC404 not found,
+-- DC409 conflict, DC410 account disabled, DC423 already running.
+
+create or replace function private.fail(p_code text, p_message text) returns void
+language plpgsql immutable set search_path = ''
+as $$
+begin
+  raise exception using errcode = p_code, message = p_message;
+end;
+$$;
+
+-- The signed-in caller's id, or DC401.
+create or replace function private.caller_id() returns uuid
+language plpgsql stable set search_path = ''
+as $$
+declare
+  v_uid uuid;
+begin
+  begin
+    v_uid := auth.uid();
+  exception when invalid_text_representation then
+    perform private.fail('DC401', 'the token subject is not a user id');
+  end;
+  if v_uid is null then
+    perform private.fail('DC401', 'not signed in');
+  end if;
+  return v_uid;
+end;
+$$;
+
+-- Profile on first sight: creates the caller's profile (role from app_metadata, never user_metadata),
+-- touches last_seen_at at most once a minute, refuses a disabled account. Returns the profile row.
+create or replace function private.active_profile() returns public.user_profiles
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_uid uuid := private.caller_id();
+  v_claims jsonb := coalesce(auth.jwt(), '{}'::jsonb);
+  v_profile public.user_profiles;
+begin
+  select * into v_profile from public.user_profiles where id = v_uid;
+  if not found then
+    begin
+      insert into public.user_profiles as up (id, email, role)
+      values (v_uid, v_claims ->> 'email',
+              case when v_claims -> 'app_metadata' ->> 'role' = 'admin' then 'admin' else 'user' end)
+      on conflict (id) do update set last_seen_at = now()
+      returning * into v_profile;
+    exception when foreign_key_violation then
+      perform private.fail('DC401', 'unknown user');
+    end;
+  elsif v_profile.last_seen_at < now() - interval '1 minute' then
+    update public.user_profiles set last_seen_at = now(), email = coalesce(v_claims ->> 'email', email)
+     where id = v_uid returning * into v_profile;
+  end if;
+  if v_profile.disabled then
+    perform private.fail('DC410', 'this account is disabled');
+  end if;
+  return v_profile;
+end;
+$$;
+
+create or replace function private.require_admin() returns public.user_profiles
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_profile public.user_profiles := private.active_profile();
+begin
+  if v_profile.role <> 'admin' then
+    perform private.fail('DC403', 'admin role required');
+  end if;
+  return v_profile;
+end;
+$$;
+
+create or replace function private.check_limit(p_limit integer) returns integer
+language plpgsql immutable set search_path = ''
+as $$
+begin
+  if p_limit is null or p_limit < 1 or p_limit > 100 then
+    perform private.fail('DC400', 'limit must be between 1 and 100');
+  end if;
+  return p_limit;
+end;
+$$;
+
+-- Opaque keyset cursors: hex of "<epoch microseconds>:<id>".
+create or replace function private.encode_cursor(p_ts timestamptz, p_id text) returns text
+language sql immutable set search_path = ''
+as $$
+  select encode(convert_to(((extract(epoch from p_ts) * 1000000)::bigint)::text || ':' || p_id, 'UTF8'), 'hex')
+$$;
+
+create or replace function private.decode_cursor(p_cursor text, out ts timestamptz, out id text)
+language plpgsql immutable set search_path = ''
+as $$
+declare
+  v_text text;
+begin
+  if p_cursor is null then
+    return;
+  end if;
+  begin
+    v_text := convert_from(decode(p_cursor, 'hex'), 'UTF8');
+    ts := timestamptz 'epoch' + (split_part(v_text, ':', 1)::bigint || ' microseconds')::interval;
+    id := substr(v_text, position(':' in v_text) + 1);
+  exception when others then
+    perform private.fail('DC400', 'invalid cursor');
+  end;
+  if id is null or id = '' or position(':' in v_text) = 0 then
+    perform private.fail('DC400', 'invalid cursor');
+  end if;
+end;
+$$;
+
+create or replace function private.cursor_uuid(p_id text) returns uuid
+language plpgsql immutable set search_path = ''
+as $$
+begin
+  return p_id::uuid;
+exception when invalid_text_representation then
+  perform private.fail('DC400', 'invalid cursor');
+  return null;
+end;
+$$;
+
+-- A clean single-line label: trimmed, control characters refused, length bounded.
+create or replace function private.clean_text(p_value text, p_field text, p_max integer) returns text
+language plpgsql immutable set search_path = ''
+as $$
+declare
+  v text := btrim(p_value);
+begin
+  if v is null or v = '' then
+    perform private.fail('DC400', p_field || ' is required');
+  end if;
+  if v ~ '[[:cntrl:]]' then
+    perform private.fail('DC400', p_field || ' must not contain control characters');
+  end if;
+  if char_length(v) > p_max then
+    perform private.fail('DC400', p_field || ' is longer than ' || p_max || ' characters');
+  end if;
+  return v;
+end;
+$$;
+
+create or replace function private.document_json(d public.documents, p_viewer uuid) returns jsonb
+language sql stable set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', d.id, 'name', d.name, 'mime_type', d.mime_type, 'size_bytes', d.size_bytes, 'sha256', d.sha256,
+    'status', d.status, 'error', d.error, 'owner_id', d.user_id, 'shared', d.user_id <> p_viewer,
+    'openai_file_id', d.openai_file_id, 'vector_store_id', d.vector_store_id, 'usage_bytes', d.usage_bytes,
+    'created_at', d.created_at, 'updated_at', d.updated_at)
+$$;
+
+-- The document if the caller may read it (own, or shared with them) and it is not deleted; else DC404.
+create or replace function private.readable_document(p_document_id uuid, p_uid uuid) returns public.documents
+language plpgsql stable security definer set search_path = ''
+as $$
+declare
+  d public.documents;
+begin
+  select * into d from public.documents
+   where id = p_document_id and status <> 'deleted'
+     and (user_id = p_uid or exists (select 1 from public.document_access a
+                                      where a.document_id = p_document_id and a.user_id = p_uid));
+  if not found then
+    perform private.fail('DC404', 'document not found');
+  end if;
+  return d;
+end;
+$$;
+
+-- The document if the caller owns it; a reader gets DC403, anyone else DC404. Locks the row.
+create or replace function private.owned_document(p_document_id uuid, p_uid uuid) returns public.documents
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  d public.documents := private.readable_document(p_document_id, p_uid);
+begin
+  if d.user_id <> p_uid then
+    perform private.fail('DC403', 'only the owner can do this');
+  end if;
+  select * into d from public.documents where id = p_document_id for update;
+  return d;
+end;
+$$;
+
+create or replace function private.session_json(s public.chat_sessions) returns jsonb
+language sql stable set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', s.id, 'title', s.title, 'message_count', s.message_count, 'last_message_at', s.last_message_at,
+    'document_ids', s.document_ids, 'openai_conversation_id', s.openai_conversation_id,
+    'created_at', s.created_at, 'updated_at', s.updated_at)
+$$;
+
+create or replace function private.owned_session(p_session_id uuid, p_uid uuid) returns public.chat_sessions
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  s public.chat_sessions;
+begin
+  select * into s from public.chat_sessions where id = p_session_id and user_id = p_uid for update;
+  if not found then
+    perform private.fail('DC404', 'session not found');
+  end if;
+  return s;
+end;
+$$;
+
+-- Money committed this month (from the daily rollup) and money reserved by turns still running.
+create or replace function private.budget_json(p public.user_profiles) returns jsonb
+language sql stable security definer set search_path = ''
+as $$
+  with spent as (
+    select coalesce(sum(cost_usd), 0) as v from public.usage_daily
+     where user_id = p.id and day >= date_trunc('month', now())::date
+  ), reserved as (
+    select coalesce(sum(reserved_usd), 0) as v from public.chat_messages
+     where user_id = p.id and status = 'pending' and created_at > now() - interval '15 minutes'
+  )
+  select jsonb_build_object(
+    'monthly_budget_usd', p.monthly_budget_usd, 'spent_usd', spent.v, 'reserved_usd', reserved.v,
+    'remaining_usd', greatest(p.monthly_budget_usd - spent.v - reserved.v, 0))
+    from spent, reserved
+$$;
+
+-- Keeps usage_daily in step with usage_logs, in the same transaction as the insert.
+create or replace function private.rollup_usage() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  insert into public.usage_daily as d (user_id, day, service, model, requests, input_tokens, cached_tokens,
+    cache_write_tokens, output_tokens, reasoning_tokens, tool_calls, quantity, cost_usd)
+  values (new.user_id, (new.created_at at time zone 'UTC')::date, new.service, coalesce(new.model, ''), 1,
+    new.input_tokens, new.cached_tokens, new.cache_write_tokens, new.output_tokens, new.reasoning_tokens,
+    new.tool_calls, new.quantity, new.cost_usd)
+  on conflict (user_id, day, service, model) do update set
+    requests = d.requests + 1,
+    input_tokens = d.input_tokens + excluded.input_tokens,
+    cached_tokens = d.cached_tokens + excluded.cached_tokens,
+    cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+    output_tokens = d.output_tokens + excluded.output_tokens,
+    reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
+    tool_calls = d.tool_calls + excluded.tool_calls,
+    quantity = d.quantity + excluded.quantity,
+    cost_usd = d.cost_usd + excluded.cost_usd;
+  return null;
+end;
+$$;
+
+drop trigger if exists usage_logs_rollup on public.usage_logs;
+create trigger usage_logs_rollup after insert on public.usage_logs
+  for each row execute function private.rollup_usage();
+
+-- Usage rows given as a jsonb array, inserted in one statement; a repeated request_id is ignored
+-- (the ledger is exactly-once by request id). Returns the sum of the rows' cost.
+create or replace function private.insert_usage_rows(p_user_id uuid, p_session_id uuid, p_message_id uuid,
+                                                     p_rows jsonb) returns numeric
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_total numeric := 0;
+begin
+  if p_rows is null or jsonb_typeof(p_rows) <> 'array' then
+    perform private.fail('DC400', 'usage rows must be an array');
+  end if;
+  begin
+    insert into public.usage_logs (user_id, session_id, message_id, service, model, input_tokens, cached_tokens,
+      cache_write_tokens, output_tokens, reasoning_tokens, tool_calls, quantity, cost_usd, request_id)
+    select p_user_id, p_session_id, p_message_id, r.service, r.model, coalesce(r.input_tokens, 0),
+           coalesce(r.cached_tokens, 0), coalesce(r.cache_write_tokens, 0), coalesce(r.output_tokens, 0),
+           coalesce(r.reasoning_tokens, 0), coalesce(r.tool_calls, 0), coalesce(r.quantity, 0), r.cost_usd, r.request_id
+      from jsonb_to_recordset(p_rows) as r(service text, model text, input_tokens bigint, cached_tokens bigint,
+           cache_write_tokens bigint, output_tokens bigint, reasoning_tokens bigint, tool_calls integer,
+           quantity numeric, cost_usd numeric, request_id text)
+    on conflict (request_id) do nothing;
+  exception
+    when not_null_violation or check_violation or invalid_text_representation or numeric_value_out_of_range then
+      perform private.fail('DC400', 'invalid usage row');
+  end;
+  select coalesce(sum((r ->> 'cost_usd')::numeric), 0) into v_total from jsonb_array_elements(p_rows) r;
+  return v_total;
+end;
+$$;
+
+revoke execute on all functions in schema private from public, anon;
+-- The API functions below are security definer and call these as their owner: no grants needed.

@@ -1,0 +1,60 @@
+"""Shared fixtures: one PostgreSQL per test run, one migrated database per test module, users, and
+the database interface over both transports (psycopg directly; supabase-py through the PostgREST
+emulator on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from common.db.base import Database
+from common.db.psycopg_transport import PsycopgDatabase
+from tests.support.postgres import PostgresForTests
+from tests.support.users import TEST_JWT_SECRET, UserFactory, service_role_key
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresForTests]:
+    pg = PostgresForTests()
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres: PostgresForTests, request: pytest.FixtureRequest) -> str:
+    return postgres.new_database(request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture(scope="module")
+def users(database_url: str) -> UserFactory:
+    return UserFactory(database_url)
+
+
+@pytest.fixture(scope="module")
+def psycopg_db(database_url: str) -> Iterator[PsycopgDatabase]:
+    db = PsycopgDatabase(database_url, max_size=4, timeout_seconds=10)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def postgrest(database_url: str) -> Iterator[object]:
+    from tests.support.postgrest_emulator import start_postgrest_emulator
+
+    server = start_postgrest_emulator(database_url, TEST_JWT_SECRET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def supabase_db(postgrest: object) -> Database:
+    from common.db.supabase_transport import SupabaseDatabase
+
+    return SupabaseDatabase(postgrest.url, service_role_key(), timeout_seconds=10)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module", params=["psycopg", "supabase"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """The database interface, once per transport: the conformance suite runs on both."""
+    return request.getfixturevalue(f"{request.param}_db")

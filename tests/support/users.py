@@ -1,0 +1,61 @@
+"""Test users: rows in auth.users (as Supabase Auth would create them) and their identities."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+import psycopg
+
+from common.db.base import Identity
+
+TEST_JWT_SECRET = "test-jwt-secret-with-at-least-32-characters!"
+TEST_ISSUER = "http://127.0.0.1/auth/v1"
+
+
+def supabase_claims(user_id: str, email: str, *, admin: bool = False, ttl: int = 3600) -> dict[str, object]:
+    now = int(time.time())
+    return {
+        "iss": TEST_ISSUER, "aud": "authenticated", "sub": user_id, "role": "authenticated", "email": email,
+        "iat": now, "exp": now + ttl, "aal": "aal1", "session_id": str(uuid.uuid4()), "is_anonymous": False,
+        "app_metadata": {"provider": "email", "providers": ["email"], **({"role": "admin"} if admin else {})},
+        "user_metadata": {},
+    }
+
+
+def service_role_key(secret: str = TEST_JWT_SECRET) -> str:
+    """A legacy-style service_role API key: an HS256 JWT signed with the project's secret."""
+    now = int(time.time())
+    return jwt.encode({"iss": "supabase", "ref": "local", "role": "service_role", "iat": now,
+                       "exp": now + 10 * 365 * 86400}, secret, algorithm="HS256")
+
+
+@dataclass(frozen=True)
+class AppUser:
+    id: str
+    email: str
+    admin: bool
+    token: str
+
+    @property
+    def identity(self) -> Identity:
+        return Identity.user(jwt.decode(self.token, options={"verify_signature": False}), self.token)
+
+
+class UserFactory:
+    """Creates users in auth.users of one test database; ``admin=True`` also promotes the profile."""
+
+    def __init__(self, database_url: str, secret: str = TEST_JWT_SECRET) -> None:
+        self.database_url = database_url
+        self.secret = secret
+
+    def create(self, email: str | None = None, *, admin: bool = False) -> AppUser:
+        user_id = str(uuid.uuid4())
+        email = email or f"user-{user_id[:8]}@example.test"
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute("insert into auth.users (id, email, raw_app_meta_data) values (%s, %s, %s::jsonb)",
+                         [user_id, email, '{"role": "admin"}' if admin else "{}"])
+        token = jwt.encode(supabase_claims(user_id, email, admin=admin), self.secret, algorithm="HS256")
+        return AppUser(id=user_id, email=email, admin=admin, token=token)
