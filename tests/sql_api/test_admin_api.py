@@ -1,0 +1,80 @@
+"""Admin functions refuse non-admins themselves, and do what an operator needs."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from common.db.base import Database
+from common.errors import ForbiddenError, InvalidInputError, NotFoundError, UserDisabledError
+from tests.support.factories import begin_turn, finish_turn, make_document
+from tests.support.users import UserFactory
+
+ADMIN_CALLS = [
+    ("admin_list_users", {}), ("admin_get_user", {"p_user_id": str(uuid.uuid4())}),
+    ("admin_update_user", {"p_user_id": str(uuid.uuid4()), "p_disabled": True}),
+    ("admin_list_documents", {}), ("admin_get_document", {"p_document_id": str(uuid.uuid4())}),
+    ("admin_list_sessions", {}), ("admin_usage", {}), ("admin_usage_rows", {}), ("admin_list_audit", {}),
+    ("admin_health", {}),
+]
+
+
+@pytest.mark.parametrize(("function", "args"), ADMIN_CALLS)
+def test_admin_functions_refuse_a_plain_user(db: Database, users: UserFactory, function: str, args: dict) -> None:
+    with pytest.raises(ForbiddenError):
+        db.call(function, args, users.create().identity)
+
+
+def test_admin_sees_users_documents_sessions_usage_and_health(db: Database, users: UserFactory) -> None:
+    admin, user = users.create(admin=True), users.create()
+    doc = make_document(db, user)
+    finish_turn(db, user, begin_turn(db, user), cost=Decimal("0.25"))
+    listed = db.call("admin_list_users", {"p_search": user.email[:10]}, admin.identity)
+    row = next(u for u in listed["items"] if u["id"] == user.id)
+    assert row["documents"] == 1 and row["sessions"] == 1 and row["cost_this_month_usd"] == Decimal("0.25")
+    assert db.call("admin_get_document", {"p_document_id": doc["id"]}, admin.identity)["owner_id"] == user.id
+    docs = db.call("admin_list_documents", {"p_user_id": user.id}, admin.identity)
+    assert [d["id"] for d in docs["items"]] == [doc["id"]]
+    sessions = db.call("admin_list_sessions", {"p_user_id": user.id}, admin.identity)
+    assert sessions["items"][0]["user_id"] == user.id and sessions["items"][0]["message_count"] == 2
+    usage = db.call("admin_usage", {}, admin.identity)
+    assert any(u["user_id"] == user.id and u["cost_usd"] == Decimal("0.25") for u in usage["by_user"])
+    rows = db.call("admin_usage_rows", {"p_limit": 100}, admin.identity)["items"]
+    assert any(r["user_id"] == user.id and r["service"] == "chat" for r in rows)
+    health = db.call("admin_health", {}, admin.identity)
+    assert health["documents_by_status"]["ready"] >= 1 and health["users"] >= 2
+
+
+def test_admin_changes_are_audited_and_take_effect(db: Database, users: UserFactory) -> None:
+    admin, user = users.create(admin=True), users.create()
+    db.call("get_my_profile", {}, user.identity)
+    changed = db.call("admin_update_user", {"p_user_id": user.id, "p_monthly_budget_usd": Decimal("2.5"),
+                                            "p_disabled": True}, admin.identity)
+    assert changed["disabled"] is True and changed["monthly_budget_usd"] == Decimal("2.5")
+    with pytest.raises(UserDisabledError):
+        db.call("list_documents", {}, user.identity)
+    audit = db.call("admin_list_audit", {"p_limit": 5}, admin.identity)["items"]
+    assert audit[0]["action"] == "user.update" and audit[0]["target_id"] == user.id
+    assert audit[0]["details"]["before"]["disabled"] is False and audit[0]["details"]["after"]["disabled"] is True
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    ({"p_role": "root"}, InvalidInputError), ({"p_monthly_budget_usd": -1}, InvalidInputError), ({}, InvalidInputError),
+])
+def test_admin_update_rejects_bad_input(db: Database, users: UserFactory, args: dict, error: type) -> None:
+    admin, user = users.create(admin=True), users.create()
+    db.call("get_my_profile", {}, user.identity)
+    with pytest.raises(error):
+        db.call("admin_update_user", {"p_user_id": user.id, **args}, admin.identity)
+
+
+def test_an_admin_cannot_lock_themselves_out(db: Database, users: UserFactory) -> None:
+    admin = users.create(admin=True)
+    db.call("get_my_profile", {}, admin.identity)
+    for change in ({"p_role": "user"}, {"p_disabled": True}):
+        with pytest.raises(InvalidInputError):
+            db.call("admin_update_user", {"p_user_id": admin.id, **change}, admin.identity)
+    with pytest.raises(NotFoundError):
+        db.call("admin_get_user", {"p_user_id": str(uuid.uuid4())}, admin.identity)

@@ -1,0 +1,58 @@
+"""Builders of state through the SQL function API itself (never by writing tables directly)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from common.db.base import Database, Identity
+from tests.support.users import AppUser
+
+
+def sha256_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_document(db: Database, user: AppUser, *, name: str = "notes.txt", content: str | None = None,
+                  status: str = "ready") -> dict[str, Any]:
+    """A document of ``user`` in the given status (uploading, ready, processing or failed)."""
+    content = content or f"content {uuid.uuid4()}"
+    created = db.call("create_document", {"p_name": name, "p_mime_type": "text/plain",
+                                          "p_size_bytes": len(content), "p_sha256": sha256_of(content)}, user.identity)
+    doc = created["document"]
+    if status == "uploading":
+        return doc
+    if status == "failed":
+        return db.call("fail_document_upload", {"p_document_id": doc["id"], "p_error": "boom"}, user.identity)
+    store = f"vs_{user.id.replace('-', '')[:16]}"
+    db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": store}, Identity.service())
+    return db.call("finish_document_upload", {"p_document_id": doc["id"], "p_openai_file_id": f"file-{uuid.uuid4().hex}",
+                                              "p_vector_store_id": store, "p_status": status}, user.identity)
+
+
+def usage_rows(cost: Decimal, *, model: str = "gpt-6-luna", request_id: str | None = None,
+               input_tokens: int = 1000, output_tokens: int = 100) -> list[dict[str, Any]]:
+    return [{"service": "chat", "model": model, "input_tokens": input_tokens, "output_tokens": output_tokens,
+             "cost_usd": cost, "request_id": request_id or f"resp_{uuid.uuid4().hex}"}]
+
+
+def finish_turn(db: Database, user: AppUser, turn: dict[str, Any], *, cost: Decimal = Decimal("0.0012"),
+                content: str = "The answer.") -> dict[str, Any]:
+    response_id = f"resp_{uuid.uuid4().hex}"
+    return db.call("finish_chat_turn", {
+        "p_message_id": turn["assistant_message_id"], "p_content": content, "p_citations": [],
+        "p_response_id": response_id, "p_model": "gpt-6-luna",
+        "p_usage": {"input_tokens": 1000, "cached_tokens": 0, "output_tokens": 100, "reasoning_tokens": 0,
+                    "file_search_calls": 1},
+        "p_cost_usd": cost, "p_latency_ms": 420, "p_usage_rows": usage_rows(cost, request_id=response_id),
+        "p_conversation_id": "conv_test"}, user.identity)
+
+
+def begin_turn(db: Database, user: AppUser, message: str = "What is in my notes?", *,
+               session_id: str | None = None, max_cost: Decimal = Decimal("0.01")) -> dict[str, Any]:
+    args: dict[str, Any] = {"p_message": message, "p_max_cost_usd": max_cost, "p_request_id": f"req_{uuid.uuid4().hex}"}
+    if session_id:
+        args["p_session_id"] = session_id
+    return db.call("begin_chat_turn", args, user.identity)
