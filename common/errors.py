@@ -23,8 +23,10 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     ├── UnsupportedMediaTypeError    415 unsupported_media_type
     ├── RateLimitedError             429 rate_limited          (carries retry_after seconds)
     ├── UpstreamError                502 upstream_error        (OpenAI refused a valid request)
+    │   └── UpstreamNotFoundError    502 upstream_not_found    (OpenAI no longer has the object)
     ├── UpstreamUnavailableError     503 upstream_unavailable  (OpenAI timeouts, 5xx, connection)
     ├── DatabaseUnavailableError     503 database_unavailable
+    ├── AuthUnavailableError         503 auth_unavailable      (the signing keys cannot be fetched)
     └── ConfigurationError           500 configuration_error   (a missing or placeholder setting)
 """
 
@@ -139,6 +141,10 @@ class UpstreamError(AppError):
     status, code, title = 502, "upstream_error", "The AI provider rejected the request"
 
 
+class UpstreamNotFoundError(UpstreamError):
+    code, title = "upstream_not_found", "The AI provider no longer has this object"
+
+
 class UpstreamUnavailableError(AppError):
     status, code, title = 503, "upstream_unavailable", "The AI provider is unavailable"
 
@@ -148,6 +154,13 @@ class UpstreamUnavailableError(AppError):
 
 class DatabaseUnavailableError(AppError):
     status, code, title = 503, "database_unavailable", "The database is unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class AuthUnavailableError(AppError):
+    status, code, title = 503, "auth_unavailable", "The identity provider is unavailable"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
