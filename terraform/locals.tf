@@ -1,0 +1,102 @@
+locals {
+  # Sizing of each function, keyed by its entry point. var.function_overrides changes single fields.
+  # - Concurrency > 1 needs a whole vCPU; THREADS is set to the concurrency so that gunicorn runs one
+  #   thread per request Cloud Run may send (an open SSE stream holds its thread until it ends).
+  # - chat streams answers, so its timeout is long: a stream is cut off at the timeout.
+  # - upload holds up to `concurrency` uploads of MAX_UPLOAD_BYTES in memory at once.
+  # - registry-refresh is private (scheduler only), one run per instance; its timeout bounds the
+  #   scheduler's attempt deadline and REGISTRY_TIME_BUDGET_SECONDS (see scheduler.tf).
+  function_defaults = {
+    upload           = { memory = "1Gi", timeout = 300, concurrency = 8, min_instances = 0, max_instances = 10, public = true }
+    chat             = { memory = "512Mi", timeout = 900, concurrency = 8, min_instances = 0, max_instances = 20, public = true }
+    sessions         = { memory = "512Mi", timeout = 60, concurrency = 8, min_instances = 0, max_instances = 10, public = true }
+    usage            = { memory = "512Mi", timeout = 60, concurrency = 8, min_instances = 0, max_instances = 5, public = true }
+    admin            = { memory = "512Mi", timeout = 120, concurrency = 4, min_instances = 0, max_instances = 3, public = true }
+    registry_refresh = { memory = "512Mi", timeout = 300, concurrency = 1, min_instances = 0, max_instances = 2, public = false }
+  }
+
+  # Every override object has the same fields, unset ones null, so the merge below keeps one shape.
+  function_overrides = {
+    for key in keys(local.function_defaults) : key => merge(
+      { memory = null, timeout = null, concurrency = null, min_instances = null, max_instances = null },
+      try(var.function_overrides[key], {}),
+    )
+  }
+
+  functions = {
+    for key, base in local.function_defaults : key => merge(
+      base,
+      { for field, value in local.function_overrides[key] : field => value if value != null },
+      {
+        # Cloud Run service name (kebab-case); the entry point keeps the Python name.
+        name        = "${var.name_prefix}${replace(key, "_", "-")}"
+        entry_point = key
+        source_file = "functions/${key}/main.py"
+      },
+    )
+  }
+
+  supabase_url     = trimsuffix(var.supabase_url, "/")
+  scheduler_region = var.scheduler_region != "" ? var.scheduler_region : var.region
+
+  # SCHEDULER_AUDIENCE must be known before registry-refresh exists, because it is one of that
+  # function's own environment variables: reading service_config[0].uri would make the function
+  # depend on itself. Cloud Run gives every service a deterministic URL,
+  # https://<service>-<project number>.<region>.run.app, which we compute here and use both as the
+  # audience of the scheduler's OIDC token and as the value the function checks.
+  registry_audience = (
+    var.registry_audience_override != ""
+    ? var.registry_audience_override
+    : "https://${local.functions.registry_refresh.name}-${data.google_project.this.number}.${var.region}.run.app"
+  )
+
+  # The scheduler gives up on an attempt 20 s before the function's own timeout, so that the
+  # function, not the platform, ends a slow run (and records it).
+  registry_attempt_deadline = local.functions.registry_refresh.timeout - 20
+
+  common_env = {
+    SUPABASE_URL           = local.supabase_url
+    JWT_ISSUER             = "${local.supabase_url}/auth/v1"
+    OPENAI_MODEL           = var.openai_model
+    CORS_ORIGINS           = join(",", var.cors_origins)
+    MAX_UPLOAD_BYTES       = tostring(var.max_upload_bytes)
+    CHAT_MAX_OUTPUT_TOKENS = tostring(var.chat_max_output_tokens)
+    CHAT_MAX_TOOL_CALLS    = tostring(var.chat_max_tool_calls)
+    CHAT_MAX_NUM_RESULTS   = tostring(var.chat_max_num_results)
+    GOOGLE_CLOUD_PROJECT   = var.project_id
+    LOG_LEVEL              = upper(var.log_level)
+  }
+
+  registry_env = {
+    SCHEDULER_AUDIENCE           = local.registry_audience
+    SCHEDULER_SERVICE_ACCOUNT    = google_service_account.scheduler.email
+    REGISTRY_TIME_BUDGET_SECONDS = tostring(var.registry_time_budget_seconds)
+  }
+
+  function_env = {
+    for key, fn in local.functions : key => merge(
+      local.common_env,
+      { THREADS = tostring(fn.concurrency) },
+      { for name, value in local.registry_env : name => value if key == "registry_refresh" },
+    )
+  }
+
+  # Secret environment variables. The optional ones exist only when their variable is non-empty.
+  # Only the names decide what is created, so the names are unmarked; the values stay sensitive.
+  secret_values = {
+    SUPABASE_SECRET_KEY = var.supabase_secret_key
+    SUPABASE_ANON_KEY   = var.supabase_anon_key
+    OPENAI_API_KEY      = var.openai_api_key
+    SUPABASE_JWT_SECRET = var.supabase_jwt_secret
+    DATABASE_URL        = var.database_url
+  }
+  required_secrets = ["SUPABASE_SECRET_KEY", "SUPABASE_ANON_KEY", "OPENAI_API_KEY"]
+  secret_names = toset([
+    for name, value in local.secret_values : name
+    if contains(local.required_secrets, name) || nonsensitive(value != "")
+  ])
+
+  # Cloud Logging query fragment selecting the log entries of this deployment's functions.
+  service_names      = [for fn in local.functions : fn.name]
+  log_service_filter = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(${join(" OR ", formatlist("\"%s\"", local.service_names))})"
+}

@@ -1,0 +1,69 @@
+output "function_urls" {
+  description = "URL of each function, keyed by entry point. The user-facing ones are what the frontend calls; each routes relative to its own root."
+  value       = { for key, fn in google_cloudfunctions2_function.fn : key => fn.service_config[0].uri }
+}
+
+output "upload_url" {
+  description = "URL of the upload function."
+  value       = google_cloudfunctions2_function.fn["upload"].service_config[0].uri
+}
+
+output "chat_url" {
+  description = "URL of the chat function."
+  value       = google_cloudfunctions2_function.fn["chat"].service_config[0].uri
+}
+
+output "sessions_url" {
+  description = "URL of the sessions function."
+  value       = google_cloudfunctions2_function.fn["sessions"].service_config[0].uri
+}
+
+output "usage_url" {
+  description = "URL of the usage function."
+  value       = google_cloudfunctions2_function.fn["usage"].service_config[0].uri
+}
+
+output "admin_url" {
+  description = "URL of the admin function."
+  value       = google_cloudfunctions2_function.fn["admin"].service_config[0].uri
+}
+
+output "registry_refresh_url" {
+  description = "URL of the registry-refresh function (private: scheduler only)."
+  value       = google_cloudfunctions2_function.fn["registry_refresh"].service_config[0].uri
+}
+
+output "registry_audience" {
+  description = "Audience of the scheduler's OIDC token and SCHEDULER_AUDIENCE of registry-refresh (the function's deterministic run.app URL unless overridden)."
+  value       = local.registry_audience
+}
+
+output "scheduler_job_name" {
+  description = "Cloud Scheduler job that calls registry-refresh every 5 minutes (run it now: gcloud scheduler jobs run NAME --location LOCATION)."
+  value       = google_cloud_scheduler_job.registry_refresh.name
+}
+
+output "scheduler_job_location" {
+  description = "Location of the Cloud Scheduler job."
+  value       = google_cloud_scheduler_job.registry_refresh.region
+}
+
+output "runtime_service_account" {
+  description = "Service account the functions run as."
+  value       = google_service_account.runtime.email
+}
+
+output "scheduler_service_account" {
+  description = "Service account Cloud Scheduler signs its OIDC tokens as (SCHEDULER_SERVICE_ACCOUNT)."
+  value       = google_service_account.scheduler.email
+}
+
+output "secret_ids" {
+  description = "Secret Manager secret ids, keyed by the environment variable they fill."
+  value       = { for name, secret in google_secret_manager_secret.app : name => secret.secret_id }
+}
+
+output "source_object" {
+  description = "gs:// path of the source archive the functions were built from."
+  value       = "gs://${google_storage_bucket.source.name}/${google_storage_bucket_object.source.name}"
+}
