@@ -1,0 +1,132 @@
+"""Checks on an uploaded file before any side effect: size (streamed), type by content, clean name.
+
+The allow-list is PDF, DOCX, plain text, Markdown, HTML, JSON and CSV. The declared type and the
+name's extension are hints only: the bytes decide, and a name that promises another format than the
+bytes hold (a ``.pdf`` holding text) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from typing import IO
+
+from common.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+
+_CHUNK = 64 * 1024
+_SNIFF = 8192
+MIME_TYPES = {
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "html": "text/html",
+    "json": "application/json",
+    "csv": "text/csv",
+}
+_TEXT_KINDS = {"txt": "txt", "text": "txt", "md": "md", "markdown": "md", "html": "html", "htm": "html",
+               "json": "json", "csv": "csv", "": "txt"}
+_HTML = re.compile(rb"<(!doctype\s+html|html|head|body|p|div|h[1-6]|table|ul|ol|span|a)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file that passed every check: its clean name, kind, MIME type, size and sha256."""
+
+    name: str
+    kind: str
+    mime_type: str
+    size: int
+    sha256: str
+
+
+def clean_filename(raw: str | None, kind: str | None = None) -> str:
+    """A display name safe to store and show: no path, no control characters, bounded length; the
+    extension matches the detected kind."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    stem, ext = os.path.splitext(name)
+    if not stem:
+        stem, ext = (ext.lstrip(".") or "document"), ""
+    if kind is not None:
+        wanted = "." + ("html" if kind == "html" and ext.lower() != ".htm" else kind)
+        if ext.lower() != wanted and not (kind == "html" and ext.lower() == ".htm"):
+            ext = wanted if ext.lower().lstrip(".") not in _TEXT_KINDS or kind not in ("txt",) else ext
+            if ext.lower().lstrip(".") not in _TEXT_KINDS and kind in ("txt",):
+                ext = ".txt"
+    stem = stem[: max(1, 200 - len(ext))].rstrip(" .") or "document"
+    return stem + ext
+
+
+def _declared_extension(name: str | None) -> str:
+    return os.path.splitext(name or "")[1].lower().lstrip(".")
+
+
+def _is_docx(stream: IO[bytes]) -> bool:
+    stream.seek(0)
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            return "word/document.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def _text_kind(head: bytes, stream: IO[bytes], declared: str) -> str:
+    if b"\x00" in head:
+        raise UnsupportedMediaTypeError("Binary content of an unsupported type.")
+    stream.seek(0)
+    data = stream.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnsupportedMediaTypeError("Text files must be UTF-8.") from None
+    if declared in ("pdf", "docx", "doc"):
+        raise UnsupportedMediaTypeError(f"The name says .{declared} but the content is text.")
+    kind = _TEXT_KINDS.get(declared)
+    if kind is None:
+        raise UnsupportedMediaTypeError(f"Files of type .{declared} are not supported.")
+    if kind == "json":
+        try:
+            json.loads(text)
+        except ValueError:
+            raise UnsupportedMediaTypeError("The name says .json but the content is not JSON.") from None
+    if kind == "html" or (kind == "txt" and _HTML.search(head)):
+        kind = "html" if _HTML.search(head) else "txt"
+    return kind
+
+
+def check_file(stream: IO[bytes], filename: str | None, *, max_bytes: int) -> CheckedFile:
+    """Measure, hash and classify ``stream`` (read once in chunks, never whole into memory except
+    text files up to the size limit). Raises 400 for empty, 413 beyond ``max_bytes``, 415 for a type
+    outside the allow-list."""
+    digest = hashlib.sha256()
+    size = 0
+    stream.seek(0)
+    while chunk := stream.read(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLargeError(f"Files are limited to {max_bytes} bytes.")
+        digest.update(chunk)
+    if size == 0:
+        raise InvalidInputError("The file is empty.")
+    stream.seek(0)
+    head = stream.read(_SNIFF)
+    declared = _declared_extension(filename)
+    if head.startswith(b"%PDF-"):
+        kind = "pdf"
+    elif head.startswith(b"PK\x03\x04"):
+        if not _is_docx(stream):
+            raise UnsupportedMediaTypeError("Only DOCX archives are supported.")
+        kind = "docx"
+    else:
+        kind = _text_kind(head, stream, declared)
+    stream.seek(0)
+    return CheckedFile(name=clean_filename(filename, kind), kind=kind, mime_type=MIME_TYPES[kind], size=size,
+                       sha256=digest.hexdigest())
