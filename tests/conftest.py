@@ -48,10 +48,12 @@ def postgrest(database_url: str) -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def supabase_db(postgrest: object) -> Database:
+def supabase_db(postgrest: object) -> Iterator[Database]:
     from common.db.supabase_transport import SupabaseDatabase
 
-    return SupabaseDatabase(postgrest.url, service_role_key(), timeout_seconds=10)  # type: ignore[attr-defined]
+    db = SupabaseDatabase(postgrest.url, service_role_key(), timeout_seconds=10)  # type: ignore[attr-defined]
+    yield db
+    db.close()
 
 
 @pytest.fixture(scope="module", params=["psycopg", "supabase"])

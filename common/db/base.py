@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 Role = Literal["authenticated", "service_role"]
 
 _FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_ARG_NAME = re.compile(r"^p_[a-z0-9_]{1,60}$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ def check_function_name(function: str) -> str:
     if not _FUNCTION_NAME.match(function):
         raise ValueError(f"not a SQL function name: {function!r}")
     return function
+
+
+def check_arg_names(args: Mapping[str, Any]) -> None:
+    """Both transports refuse the same names: SQL API arguments start with ``p_``."""
+    for name in args:
+        if not _ARG_NAME.match(name):
+            raise ValueError(f"SQL argument names start with p_: {name!r}")
 
 
 def to_json_value(value: Any) -> Any:

@@ -17,7 +17,7 @@ from common.errors import (
 log = logging.getLogger(__name__)
 
 # SQLSTATEs raised by PostgreSQL itself for bad arguments: the caller sent something invalid.
-_INVALID_INPUT_PREFIXES = ("22", "23502", "23514", "2201", "42804", "P0001")
+_INVALID_INPUT_PREFIXES = ("22", "23502", "23514", "42804", "P0001")
 
 
 def translate_sqlstate(code: str | None, message: str | None, *, function: str) -> AppError:
@@ -37,7 +37,8 @@ def translate_sqlstate(code: str | None, message: str | None, *, function: str) 
         return ForbiddenError("Not allowed.")
     if code in ("PGRST301", "PGRST302", "PGRST303", "28000", "28P01"):
         return UnauthorizedError("The database refused the credentials.")
-    if code.startswith(("08", "53", "57P")) or code in ("57014", "PGRST000", "PGRST001", "PGRST002", "PGRST003"):
+    # Transient: connection loss, resources, shutdown, timeouts, serialization failures and deadlocks.
+    if code.startswith(("08", "53", "57P")) or code in ("40001", "40P01", "57014", "PGRST000", "PGRST001", "PGRST002", "PGRST003"):
         return DatabaseUnavailableError()
     if code.startswith(_INVALID_INPUT_PREFIXES) or code == "PGRST102":
         return InvalidInputError(f"Invalid arguments for {function}.")

@@ -8,7 +8,6 @@ call costs one network round trip. Prepared statements are disabled (Supavisor t
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Mapping
 from decimal import Decimal
@@ -20,11 +19,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from common.db.base import Identity, check_function_name, to_json_value
+from common.db.base import Identity, check_arg_names, check_function_name, to_json_value
 from common.db.errors import translate_sqlstate
 from common.errors import DatabaseUnavailableError
 
-_ARG_NAME = re.compile(r"^p_[a-z0-9_]{1,60}$")
+_VOID_OID = 2278
 _SET_CALLER = (
     "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
     " set_config('statement_timeout', %s, true)"
@@ -52,6 +51,7 @@ class PsycopgDatabase:
         self._timeout = timeout_seconds
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
+        self._read_only: dict[str, bool] = {}
 
     def _get_pool(self) -> ConnectionPool:
         if self._pool is None:
@@ -70,11 +70,19 @@ class PsycopgDatabase:
             self._pool.close()
             self._pool = None
 
+    def _is_read_only(self, conn: psycopg.Connection, function: str) -> bool:
+        """PostgREST runs STABLE and IMMUTABLE functions in a READ ONLY transaction; so does this
+        transport, so a function that writes when it should not fails here as in production. Looked
+        up once per function and process."""
+        if function not in self._read_only:
+            row = conn.execute("select bool_and(provolatile <> 'v') from pg_proc"
+                               " where proname = %s and pronamespace = 'public'::regnamespace", [function]).fetchone()
+            self._read_only[function] = bool(row and row[0])
+        return self._read_only[function]
+
     def call(self, function: str, args: Mapping[str, Any], identity: Identity) -> Any:
         check_function_name(function)
-        for name in args:
-            if not _ARG_NAME.match(name):
-                raise ValueError(f"SQL argument names start with p_: {name!r}")
+        check_arg_names(args)
         query = sql.SQL("select public.{}({})").format(
             sql.Identifier(function),
             sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(n), sql.Placeholder()) for n in args),
@@ -84,14 +92,18 @@ class PsycopgDatabase:
         timeout_ms = str(int(self._timeout * 1000))
         try:
             with self._get_pool().connection() as conn:
+                read_only = self._is_read_only(conn, function)
                 with conn.pipeline(), conn.transaction():
+                    if read_only:
+                        conn.execute("set transaction read only")
                     conn.execute(_SET_CALLER, [identity.role, claims, timeout_ms])
                     cur = conn.execute(query, params)
                 row = cur.fetchone()
+                void = cur.description is not None and cur.description[0].type_code == _VOID_OID
         except PoolTimeout as exc:
             raise DatabaseUnavailableError("No database connection available.") from exc
         except psycopg.Error as exc:
             if exc.sqlstate is None:
                 raise DatabaseUnavailableError() from exc
             raise translate_sqlstate(exc.sqlstate, exc.diag.message_primary, function=function) from exc
-        return row[0] if row else None
+        return None if void or not row else row[0]

@@ -100,9 +100,9 @@ def test_sharing_gives_read_access_only_and_revoking_takes_it_back(db: Database,
     with pytest.raises(NotFoundError):
         db.call("get_document", {"p_document_id": doc["id"]}, stranger.identity)
     # Deleting a shared document names the reader's store too.
-    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": "vs_reader"}, Identity.service())
+    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": f"vs_{reader.id[:8]}"}, Identity.service())
     revoked = db.call("revoke_document_access", {"p_document_id": doc["id"], "p_user_id": reader.id}, owner.identity)
-    assert revoked["vector_store_id"] == "vs_reader"
+    assert revoked["vector_store_id"] == f"vs_{reader.id[:8]}"
     with pytest.raises(NotFoundError):
         db.call("get_document", {"p_document_id": doc["id"]}, reader.identity)
 
@@ -110,19 +110,20 @@ def test_sharing_gives_read_access_only_and_revoking_takes_it_back(db: Database,
 def test_delete_of_a_shared_document_names_every_store(db: Database, users: UserFactory) -> None:
     owner, reader = users.create(), users.create()
     db.call("get_my_profile", {}, reader.identity)
-    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": "vs_r2"}, Identity.service())
+    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": f"vs_{reader.id[:8]}"}, Identity.service())
     doc = make_document(db, owner)
     db.call("share_document", {"p_document_id": doc["id"], "p_email": reader.email}, owner.identity)
     started = db.call("begin_document_delete", {"p_document_id": doc["id"]}, owner.identity)
-    assert sorted(started["vector_store_ids"]) == sorted([doc["vector_store_id"], "vs_r2"])
+    assert sorted(started["vector_store_ids"]) == sorted([doc["vector_store_id"], f"vs_{reader.id[:8]}"])
 
 
 def test_vector_store_first_writer_wins(db: Database, users: UserFactory) -> None:
     user = users.create()
     db.call("get_my_profile", {}, user.identity)
-    first = db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": "vs_first"}, Identity.service())
-    second = db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": "vs_second"}, Identity.service())
-    assert first["won"] is True and second["won"] is False and second["vector_store_id"] == "vs_first"
+    first_id, second_id = f"vs_{user.id[:8]}_1", f"vs_{user.id[:8]}_2"
+    first = db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": first_id}, Identity.service())
+    second = db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": second_id}, Identity.service())
+    assert first["won"] is True and second["won"] is False and second["vector_store_id"] == first_id
     with pytest.raises(ForbiddenError):
         db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": "vs_x"}, user.identity)
 

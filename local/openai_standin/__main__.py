@@ -1,0 +1,35 @@
+"""Run the stand-in in the foreground: ``python -m local.openai_standin --port 8090 --data-dir .data/openai``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from .server import StandinServer
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m local.openai_standin", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090; 0 picks one)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="persist the state here (default: in memory only)")
+    parser.add_argument("--processing-seconds", type=float, default=0.0,
+                        help="how long an attached vector store file stays in_progress (default 0)")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = StandinServer(data_dir=args.data_dir, host=args.host, port=args.port,
+                           processing_seconds=args.processing_seconds)
+    logging.getLogger(__name__).info("OpenAI stand-in listening on %s", server.base_url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).info("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""What only the supabase-py transport does: tokens on the wire, a shared client that per-request
+user calls never touch, and HTTP faults of the PostgREST emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from common.db.base import Database, Identity
+from common.db.supabase_transport import SupabaseDatabase
+from common.errors import AppError, DatabaseUnavailableError, UnauthorizedError
+from tests.support.postgrest_emulator import PostgrestEmulator
+from tests.support.users import service_role_key
+
+
+@pytest.fixture
+def supabase(make_transport: Callable[..., Database]) -> SupabaseDatabase:
+    db = make_transport("supabase")
+    assert isinstance(db, SupabaseDatabase)
+    return db
+
+
+def test_user_calls_from_many_threads_leave_the_shared_client_untouched(
+        supabase: SupabaseDatabase, make_user: Callable[..., Any], service: Identity) -> None:
+    # given the shared client as built for the service role
+    rest_headers = dict(supabase.client.postgrest.headers)
+    option_headers = dict(supabase.client.options.headers)
+    assert rest_headers["authorization"] == f"Bearer {service_role_key()}"
+    users = [make_user() for _ in range(8)]
+    # when many users call at once on threads sharing the client
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda u: supabase.call("t_whoami", {}, u.identity), users * 5))
+    # then each call ran as its own user, and the shared client's headers did not change
+    assert [r["uid"] for r in results] == [u.id for u in users * 5]
+    assert dict(supabase.client.postgrest.headers) == rest_headers
+    assert dict(supabase.client.options.headers) == option_headers
+    assert supabase.call("t_whoami", {}, service)["current_user"] == "service_role"
+
+
+def test_the_client_is_created_once_per_instance(supabase: SupabaseDatabase, service: Identity) -> None:
+    client = supabase.client
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: supabase.call("t_void", {}, service), range(8)))
+    assert supabase.client is client
+
+
+def test_a_user_identity_without_its_token_is_a_programming_error(
+        supabase: SupabaseDatabase, make_user: Callable[..., Any]) -> None:
+    claims = make_user().identity.claims
+    with pytest.raises(ValueError):
+        supabase.call("t_whoami", {}, Identity.user(claims))
+
+
+def _refused_tokens(make_user: Callable[..., Any]) -> dict[str, str]:
+    return {"expired": make_user(ttl=-60).token,
+            "signed with another secret": make_user(secret="another-secret-of-at-least-32-characters!").token,
+            "not a JWT": "not.a.jwt"}
+
+
+@pytest.mark.parametrize("kind", ["expired", "signed with another secret", "not a JWT"])
+def test_a_token_the_api_refuses_is_unauthorized(supabase: SupabaseDatabase, make_user: Callable[..., Any],
+                                                 kind: str) -> None:
+    # given a user identity whose token PostgREST refuses
+    identity = Identity.user(make_user().identity.claims, _refused_tokens(make_user)[kind])
+    # when / then
+    with pytest.raises(UnauthorizedError):
+        supabase.call("t_whoami", {}, identity)
+
+
+@pytest.mark.parametrize("fault", [{"drop": True}, {"status": 503}, {"status": 502}, {"status": 504},
+                                   {"status": 429}, {"delay": 2.0}])
+def test_gateway_faults_are_unavailable_and_the_next_call_works(
+        make_transport: Callable[..., Database], emulator: PostgrestEmulator, service: Identity,
+        fault: dict[str, Any]) -> None:
+    # given a transport with a short timeout and a fault on the next request
+    db = make_transport("supabase", timeout_seconds=0.5)
+    emulator.inject_fault(**fault)
+    # when / then
+    with pytest.raises(DatabaseUnavailableError):
+        db.call("t_whoami", {}, service)
+    assert db.call("t_whoami", {}, service)["current_user"] == "service_role"
+
+
+def test_a_proxy_error_page_is_an_internal_error(supabase: SupabaseDatabase, emulator: PostgrestEmulator,
+                                                 service: Identity) -> None:
+    emulator.inject_fault(status=500)
+    with pytest.raises(AppError) as raised:
+        supabase.call("t_whoami", {}, service)
+    assert type(raised.value) is AppError
+
+
+def test_the_emulator_records_each_function_requested(supabase: SupabaseDatabase, emulator: PostgrestEmulator,
+                                                      service: Identity) -> None:
+    before = len(emulator.calls)
+    supabase.call("t_void", {}, service)
+    supabase.call("t_money", {}, service)
+    assert emulator.calls[before:] == ["t_void", "t_money"]
+
+
+def test_close_then_call_opens_a_new_client(make_transport: Callable[..., Database], service: Identity) -> None:
+    db = make_transport("supabase")
+    assert isinstance(db, SupabaseDatabase)
+    first = db.client
+    db.close()
+    assert db.call("t_whoami", {}, service)["current_user"] == "service_role"
+    assert db.client is not first
