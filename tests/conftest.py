@@ -4,7 +4,8 @@ emulator on loopback)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,29 @@ def supabase_db(postgrest: object) -> Iterator[Database]:
 def db(request: pytest.FixtureRequest) -> Database:
     """The database interface, once per transport: the conformance suite runs on both."""
     return request.getfixturevalue(f"{request.param}_db")
+
+
+ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="module")
+def standin_factory() -> Iterator[ServerFactory]:
+    """Start OpenAI stand-ins (``start_standin`` keywords); every one is stopped when the module ends."""
+    from local.openai_standin import start_standin
+
+    started: list[Any] = []
+
+    def start(**options: Any) -> Any:
+        server = start_standin(**options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def standin(standin_factory: ServerFactory) -> Any:
+    """The module's OpenAI stand-in on loopback (in memory; files complete as soon as they are read)."""
+    return standin_factory()

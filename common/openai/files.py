@@ -46,6 +46,7 @@ class StoreFile:
     usage_bytes: int
     attributes: dict[str, str | float | bool]
     error: str | None = None
+    created_at: int = 0
 
     @property
     def document_id(self) -> str | None:
@@ -78,6 +79,7 @@ def _store_file(f: object) -> StoreFile:
         file_id=f.id, vector_store_id=f.vector_store_id, status=f.status,  # type: ignore[attr-defined]
         usage_bytes=getattr(f, "usage_bytes", 0) or 0, attributes=dict(getattr(f, "attributes", None) or {}),
         error=f"{last_error.code}: {last_error.message}" if last_error else None,
+        created_at=getattr(f, "created_at", 0) or 0,
     )
 
 
@@ -146,9 +148,9 @@ class DocumentFiles:
             return False
         return True
 
-    def store_file_pages(self, vector_store_id: str, *, page_size: int = 100) -> Iterator[list[StoreFile]]:
-        """The files of a store, one page (one request) at a time."""
-        after: str | None = None
+    def store_file_pages(self, vector_store_id: str, *, page_size: int = 100,
+                         after: str | None = None) -> Iterator[list[StoreFile]]:
+        """The files of a store (oldest first, after the file id ``after``), one page per request."""
         while True:
             with translated("vector store file listing"):
                 page = self._client.vector_stores.files.list(
@@ -160,9 +162,8 @@ class DocumentFiles:
                 return
             after = items[-1].file_id
 
-    def file_pages(self, *, page_size: int = 1000) -> Iterator[list[ProjectFile]]:
-        """The project's files (purpose assistants), one page at a time."""
-        after: str | None = None
+    def file_pages(self, *, page_size: int = 1000, after: str | None = None) -> Iterator[list[ProjectFile]]:
+        """The project's files (purpose assistants, oldest first, after ``after``), one page per request."""
         while True:
             with translated("file listing"):
                 page = self._client.files.list(limit=page_size, order="asc", purpose="assistants",

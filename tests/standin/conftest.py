@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from local.openai_standin import StandinServer, start_standin
+from local.openai_standin import StandinServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_DOCUMENT = REPO_ROOT.parent / "shared" / "reference" / "openai-openapi.json"
@@ -18,27 +18,6 @@ MODEL = "gpt-6-luna"
 
 ServerFactory = Callable[..., StandinServer]
 ClientFactory = Callable[..., openai.OpenAI]
-
-
-@pytest.fixture(scope="module")
-def standin_factory() -> Iterator[ServerFactory]:
-    """Start stand-ins (``start_standin`` keywords); every one is stopped when the module ends."""
-    started: list[StandinServer] = []
-
-    def start(**options: Any) -> StandinServer:
-        server = start_standin(**options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def standin(standin_factory: ServerFactory) -> StandinServer:
-    """The module's stand-in (in memory, files complete as soon as they are read back)."""
-    return standin_factory()
 
 
 @pytest.fixture(scope="module")
