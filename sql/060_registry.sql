@@ -221,6 +221,9 @@ begin
       if v_old then
         v_delete := v_delete || jsonb_build_object('file_id', f.file_id,
           'reason', case when d.status = 'failed' then 'upload_failed' else 'duplicate' end);
+        -- The failed row stops pointing at a file that is being removed (its name still leads back here).
+        update public.documents set openai_file_id = null
+         where id = d.id and status = 'failed' and openai_file_id = f.file_id;
       end if;
     elsif d.status in ('processing', 'ready', 'missing') and d.created_at < st.cycle_started_at then
       v_attach := v_attach || jsonb_build_object('file_id', f.file_id, 'document_id', d.id, 'owner_id', d.user_id,
@@ -308,7 +311,8 @@ grant execute on function public.registry_record_storage(date, jsonb) to service
 create or replace function public.registry_finish_run(p_run_id bigint, p_status text, p_figures jsonb,
                                                       p_cursor jsonb default null,
                                                       p_cycle_complete boolean default false,
-                                                      p_error text default null) returns jsonb
+                                                      p_error text default null,
+                                                      p_attached jsonb default '[]'::jsonb) returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -323,6 +327,13 @@ begin
     perform private.fail('DC400', 'figures must be an object');
   end if;
   select * into st from public.registry_state for update;
+  -- Files this run attached for documents whose upload died before the attach: adopt their state.
+  update public.documents d set status = private.registry_status(a.status), vector_store_id = a.vector_store_id,
+         openai_file_id = a.file_id, registry_seen_at = now(), updated_at = now()
+    from jsonb_to_recordset(coalesce(p_attached, '[]'::jsonb)) as a(document_id uuid, file_id text,
+                                                                   vector_store_id text, status text)
+   where d.id = a.document_id and d.status in ('uploading', 'missing', 'processing', 'ready')
+     and (d.openai_file_id is null or d.openai_file_id = a.file_id);
   if p_cycle_complete then
     update public.documents set status = 'missing', error = 'OpenAI no longer holds this file', updated_at = now()
      where status in ('processing', 'ready') and created_at < st.cycle_started_at
@@ -342,9 +353,9 @@ begin
   return to_jsonb(r) - 'lease_until';
 end;
 $$;
-revoke execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text)
+revoke execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb)
   from public, anon, authenticated;
-grant execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text) to service_role;
+grant execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb) to service_role;
 
 -- registry_last_run: the latest run and its figures.
 create or replace function public.registry_last_run() returns jsonb

@@ -89,6 +89,6 @@ def translated(operation: str) -> Iterator[None]:
         yield
     except openai.OpenAIError as exc:
         error = translate(exc, operation)
-        log.warning("openai %s failed: %s (%s, openai_request_id=%s)", operation, error.code,
+        log.log(logging.INFO if isinstance(error, UpstreamNotFoundError) else logging.WARNING,"openai %s failed: %s (%s, openai_request_id=%s)", operation, error.code,
                     type(exc).__name__, error.extra.get("openai_request_id"))
         raise error from exc

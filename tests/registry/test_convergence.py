@@ -1,0 +1,199 @@
+"""After one run, every half-finished upload and delete has converged: no orphan file at OpenAI, no
+row pointing at nothing, statuses as OpenAI reports them."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from common.db.base import Identity
+from common.db.psycopg_transport import PsycopgDatabase
+from common.documents import upload_document
+from common.errors import AlreadyRunningError
+from common.openai import OpenAIGateway
+from common.openai.files import document_id_from_filename
+from common.uploads import check_file
+from tests.registry.conftest import RunFactory
+from tests.support.factories import sha256_of
+from tests.support.users import AppUser, UserFactory
+
+
+def _upload(db: PsycopgDatabase, gw: OpenAIGateway, user: AppUser, text: str) -> dict[str, Any]:
+    stream = io.BytesIO(text.encode())
+    checked = check_file(stream, "notes.txt", max_bytes=1 << 20)
+    doc, created = upload_document(db, gw.files, user.identity, checked, stream)
+    assert created
+    return doc
+
+
+def _record(db: PsycopgDatabase, user: AppUser, text: str) -> dict[str, Any]:
+    return db.call("create_document", {"p_name": "notes.txt", "p_mime_type": "text/plain", "p_size_bytes": len(text),
+                                       "p_sha256": sha256_of(text)}, user.identity)
+
+
+def _doc(database_url: str, doc_id: str) -> dict[str, Any]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select status, openai_file_id, vector_store_id from public.documents where id = %s",
+                           [doc_id]).fetchone()
+    assert row is not None
+    return {"status": row[0], "openai_file_id": row[1], "vector_store_id": row[2]}
+
+
+def assert_converged(database_url: str, gw: OpenAIGateway) -> None:
+    """No OpenAI file without a live document that records it; no live document without its file."""
+    files = {f.file_id: f for page in gw.files.file_pages() for f in page}
+    with psycopg.connect(database_url) as conn:
+        docs = {str(r[0]): r[1:] for r in conn.execute(
+            "select id, status, openai_file_id, vector_store_id from public.documents").fetchall()}
+    for f in files.values():
+        doc = docs.get(f.document_id or "")
+        assert doc is not None, f"orphan file {f.file_id}"
+        assert doc[0] in ("processing", "ready", "failed") and doc[1] == f.file_id, (f.file_id, doc)
+    for doc_id, (status, file_id, store) in docs.items():
+        assert status not in ("uploading", "deleting"), (doc_id, status)
+        if status in ("processing", "ready"):
+            assert file_id in files and gw.files.status(store, file_id) is not None, doc_id
+
+
+def test_every_half_finished_flow_converges_after_one_run(psycopg_db: PsycopgDatabase, gateway: OpenAIGateway,
+                                                          users: UserFactory, make_run: RunFactory,
+                                                          database_url: str, standin: Any) -> None:
+    db, gw = psycopg_db, gateway
+    owner, reader = users.create(), users.create()
+    db.call("get_my_profile", {}, reader.identity)
+    # An upload that died after the OpenAI file was created, before the store attach (row uploading).
+    died_before_attach = _record(db, owner, "died before attach")
+    gw.files.upload(died_before_attach["document"]["id"], "a.txt", b"died before attach", "text/plain")
+    # An upload that died after the attach, before the row was updated.
+    died_after_attach = _record(db, owner, "died after attach")
+    file_b, _ = gw.files.upload(died_after_attach["document"]["id"], "b.txt", b"died after attach", "text/plain")
+    store = died_after_attach["vector_store_id"] or _upload(db, gw, owner, "first ready doc")["vector_store_id"]
+    gw.files.attach(store, file_b, document_id=died_after_attach["document"]["id"], owner_id=owner.id)
+    # An upload whose attach failed and was recorded as failed (the file exists, in no store).
+    failed = _record(db, owner, "attach failed")
+    file_c, _ = gw.files.upload(failed["document"]["id"], "c.txt", b"attach failed", "text/plain")
+    db.call("fail_document_upload", {"p_document_id": failed["document"]["id"], "p_error": "upstream_unavailable",
+                                     "p_openai_file_id": file_c}, owner.identity)
+    # A delete that stopped after detaching, and one that stopped before doing anything at OpenAI.
+    half_deleted = _upload(db, gw, owner, "half deleted")
+    started = db.call("begin_document_delete", {"p_document_id": half_deleted["id"]}, owner.identity)
+    gw.files.detach(started["vector_store_ids"][0], started["openai_file_id"])
+    barely_deleted = _upload(db, gw, owner, "barely deleted")
+    db.call("begin_document_delete", {"p_document_id": barely_deleted["id"]}, owner.identity)
+    # A ready document whose file vanished at OpenAI.
+    vanished = _upload(db, gw, owner, "vanished")
+    gw.files.detach(vanished["vector_store_id"], vanished["openai_file_id"])
+    gw.files.delete_file(vanished["openai_file_id"])
+    # A shared document whose access was revoked, but whose file is still in the reader's store.
+    shared = _upload(db, gw, owner, "shared then revoked")
+    grant = db.call("share_document", {"p_document_id": shared["id"], "p_email": reader.email}, owner.identity)
+    reader_store = gw.files.create_store(reader.id)
+    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": reader_store}, Identity.service())
+    gw.files.attach(reader_store, shared["openai_file_id"], document_id=shared["id"], owner_id=owner.id)
+    db.call("revoke_document_access", {"p_document_id": shared["id"], "p_user_id": grant["user_id"]}, owner.identity)
+    # A file in a store that no document knows.
+    stray_doc = str(uuid.uuid4())
+    stray, _ = gw.files.upload(stray_doc, "stray.txt", b"stray", "text/plain")
+    gw.files.attach(store, stray, document_id=stray_doc, owner_id=owner.id)
+
+    run = make_run().execute()
+
+    assert run["status"] == "completed"
+    figures = run["figures"]
+    assert figures["adopted"] >= 2 and figures["missing"] == 1 and figures["unknown"] >= 1
+    assert figures["removed"] >= 2 and figures["detached"] == 1 and figures["deletes_finished"] == 2
+    # Attached by this run: OpenAI is indexing it (the next run or a GET sees it ready).
+    assert _doc(database_url, died_before_attach["document"]["id"])["status"] in ("processing", "ready")
+    assert _doc(database_url, died_after_attach["document"]["id"])["status"] == "ready"
+    assert _doc(database_url, failed["document"]["id"]) == {"status": "failed", "openai_file_id": None,
+                                                           "vector_store_id": None}
+    assert _doc(database_url, half_deleted["id"])["status"] == "deleted"
+    assert _doc(database_url, barely_deleted["id"])["status"] == "deleted"
+    assert _doc(database_url, vanished["id"])["status"] == "missing"
+    assert gw.files.status(reader_store, shared["openai_file_id"]) is None
+    assert gw.files.status(shared["vector_store_id"], shared["openai_file_id"]) is not None
+    assert all(document_id_from_filename(f.filename) != stray_doc for p in gw.files.file_pages() for f in p)
+    assert_converged(database_url, gw)
+    # The last run's figures are readable through one SQL function.
+    assert db.call("registry_last_run", {}, Identity.service())["figures"]["adopted"] == figures["adopted"]
+
+
+def test_documents_follow_openai_processing(psycopg_db: PsycopgDatabase, gateway: OpenAIGateway, users: UserFactory,
+                                            make_run: RunFactory, database_url: str, standin: Any) -> None:
+    user = users.create()
+    standin.processing_seconds = 1.0
+    try:
+        slow = _upload(psycopg_db, gateway, user, "still being indexed")
+        assert slow["status"] == "processing"
+        standin.fail_processing(None, code="invalid_file", message="cannot parse")
+        broken = _upload(psycopg_db, gateway, user, "will fail to index")
+        make_run().execute()
+        assert _doc(database_url, slow["id"])["status"] == "processing"
+    finally:
+        standin.processing_seconds = 0
+    time.sleep(1.1)  # OpenAI finishes indexing
+    make_run().execute()
+    assert _doc(database_url, slow["id"])["status"] == "ready"
+    assert _doc(database_url, broken["id"])["status"] == "failed"
+
+
+def test_the_grace_period_protects_uploads_in_flight(psycopg_db: PsycopgDatabase, gateway: OpenAIGateway,
+                                                     users: UserFactory, make_run: RunFactory, database_url: str) -> None:
+    user = users.create()
+    in_flight = _record(psycopg_db, user, "in flight right now")
+    file_id, _ = gateway.files.upload(in_flight["document"]["id"], "f.txt", b"in flight right now", "text/plain")
+    make_run(grace_seconds=3600).execute()
+    assert _doc(database_url, in_flight["document"]["id"])["status"] == "uploading"
+    assert any(f.file_id == file_id for p in gateway.files.file_pages() for f in p)
+
+
+def test_two_runs_at_once_one_works_one_reports_already_running(make_run: RunFactory, standin: Any) -> None:
+    standin.inject_fault(r"^/vector_stores$", delay=1.5)
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(make_run().execute()))
+    first.start()
+    time.sleep(0.5)
+    with pytest.raises(AlreadyRunningError):
+        make_run().execute()
+    first.join()
+    assert results and results[0]["status"] == "completed"
+
+
+def test_a_failure_mid_run_is_recorded_and_a_later_run_finishes(psycopg_db: PsycopgDatabase, gateway: OpenAIGateway,
+                                                                users: UserFactory, make_run: RunFactory,
+                                                                database_url: str, standin: Any) -> None:
+    user = users.create()
+    died = _record(psycopg_db, user, "died while the provider was down")
+    file_id, _ = gateway.files.upload(died["document"]["id"], "d.txt", b"died while the provider was down", "text/plain")
+    standin.inject_fault(r"^/files$", method="GET", status=500, times=10)
+    with pytest.raises(Exception) as raised:
+        make_run().execute()
+    assert getattr(raised.value, "code", None) == "upstream_unavailable"
+    last = psycopg_db.call("registry_last_run", {}, Identity.service())
+    assert last["status"] == "failed" and last["error"].startswith("upstream_unavailable")
+    assert last["figures"]["errors"] == 1
+    standin.clear_faults()
+    assert make_run().execute()["status"] == "completed"
+    assert _doc(database_url, died["document"]["id"])["openai_file_id"] == file_id
+    assert _doc(database_url, died["document"]["id"])["status"] in ("processing", "ready")
+
+
+def test_a_run_out_of_time_stops_cleanly_and_the_next_continues(psycopg_db: PsycopgDatabase, gateway: OpenAIGateway,
+                                                                users: UserFactory, make_run: RunFactory) -> None:
+    user = users.create()
+    for i in range(3):
+        _upload(psycopg_db, gateway, user, f"timed document {i}")
+    ticks = iter(range(0, 10_000))
+    partial = make_run(time_budget_seconds=2, clock=lambda: float(next(ticks))).execute()
+    assert partial["status"] == "partial"
+    state_cursor = psycopg_db.call("registry_begin_run", {"p_lease_seconds": 60}, Identity.service())
+    assert state_cursor["cursor"] is not None
+    psycopg_db.call("registry_finish_run", {"p_run_id": state_cursor["run_id"], "p_status": "failed",
+                                            "p_figures": {}, "p_cursor": state_cursor["cursor"]}, Identity.service())
+    assert make_run().execute()["status"] == "completed"
