@@ -79,6 +79,7 @@ class _Fault:
     status: int | None
     drop: bool
     delay: float
+    function: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,13 @@ class PostgrestEmulator:
         self._thread.start()
 
     def inject_fault(self, status: int | None = None, *, drop: bool = False, delay: float = 0.0,
-                     times: int = 1) -> None:
-        """Make the next ``times`` requests wait ``delay`` s, then drop the connection or answer ``status``."""
+                     times: int = 1, function: str | None = None) -> None:
+        """Make the next ``times`` requests (to ``function`` only, when given) wait ``delay`` s, then
+        drop the connection or answer ``status``."""
         if status is None and not drop and delay <= 0:
             raise ValueError("a fault needs a status, drop=True or a delay")
         with self._lock:
-            self._faults.extend([_Fault(status, drop, delay)] * times)
+            self._faults.extend([_Fault(status, drop, delay, function)] * times)
 
     def clear_faults(self) -> None:
         """Forget the faults not yet used."""
@@ -168,7 +170,9 @@ class PostgrestEmulator:
         if function is not None:
             self.calls.append(function)
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.function in (None, function)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is not None:
             if fault.delay > 0 and self._stopping.wait(fault.delay):
                 return

@@ -1,0 +1,1 @@
+"""The routes of each function: one module per function, each exporting ``ROUTES``."""

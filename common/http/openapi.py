@@ -1,0 +1,202 @@
+"""The OpenAPI 3.1 document of every endpoint, built from the routes themselves (D9).
+
+Paths are written as the one-port server (and a gateway) serves them: ``/<function>/<route>``.
+Schemas come from the routes' pydantic models (request bodies and queries in validation mode,
+responses in serialization mode, so exact decimals appear as strings) and live in
+``components/schemas``; every error is an ``application/problem+json`` response.
+
+``python -m common.http.openapi`` prints the document of the functions in
+:data:`common.http.registry.FUNCTIONS`.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pydantic
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from common.http.problem import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from common.http.routing import OPENAPI_PARAM_SCHEMAS, Route, Router
+from common.http.registry import mount_path, registered_functions
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+class Problem(pydantic.BaseModel):
+    """An error (RFC 9457). The code is stable; the type is https://docchat.dev/problems/ + code."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    type: str = pydantic.Field(examples=[PROBLEM_TYPE_BASE + "not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None = None
+
+
+class FieldError(pydantic.BaseModel):
+    loc: list[str | int]
+    type: str
+
+
+class ValidationProblem(Problem):
+    """422 validation_failed: which fields failed and how, never the values sent."""
+
+    errors: list[FieldError]
+
+
+def _error_statuses(route: Route) -> set[int]:
+    statuses = {500, *route.errors}
+    if route.auth == "user":
+        statuses.add(401)
+    if route.auth == "service":
+        statuses |= {401, 403}
+    if route.body is not None:
+        statuses |= {400, 413, 415, 422}
+    if route.query is not None:
+        statuses.add(422)
+    if route.path_params:
+        statuses.add(404)
+    return statuses
+
+
+def _collect_models(functions: Sequence[tuple[str, Sequence[Route]]]
+                    ) -> list[tuple[type[pydantic.BaseModel], JsonSchemaMode]]:
+    wanted: list[tuple[type[pydantic.BaseModel], JsonSchemaMode]] = [
+        (Problem, "serialization"), (ValidationProblem, "serialization")]
+    for _, routes in functions:
+        for route in routes:
+            for model, mode in ((route.body, "validation"), (route.query, "validation"),
+                                (route.response, "serialization")):
+                if model is not None and (model, mode) not in wanted:
+                    wanted.append((model, mode))
+    return wanted
+
+
+def _ref_name(ref: dict[str, Any]) -> str:
+    return ref["$ref"].rsplit("/", 1)[-1]
+
+
+def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: str = "docchat API",
+                  version: str = "1.0.0") -> dict[str, Any]:
+    """One OpenAPI 3.1 document for ``(function name, routes)`` pairs; raises ValueError on clashes."""
+    refs, definitions = models_json_schema(_collect_models(functions), ref_template=REF_TEMPLATE)
+    schemas: dict[str, Any] = definitions.get("$defs", {})
+    used_statuses: set[int] = set()
+    operation_ids: set[str] = set()
+    paths: dict[str, dict[str, Any]] = {}
+
+    for function, routes in functions:
+        Router(routes)  # refuses two routes for one method and path shape, as the function would
+        for route in routes:
+            path = mount_path(function) + route.openapi_path
+            operation = _operation(function, route, refs, schemas, operation_ids)
+            statuses = _error_statuses(route)
+            used_statuses |= statuses
+            for status in sorted(statuses):
+                operation["responses"][str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
+            methods = paths.setdefault(path, {})
+            if route.method.lower() in methods:
+                raise ValueError(f"two operations for {route.method} {path}")
+            methods[route.method.lower()] = operation
+
+    problem_ref = refs[(Problem, "serialization")]
+    validation_ref = refs[(ValidationProblem, "serialization")]
+    responses = {
+        f"Problem{status}": {
+            "description": http.HTTPStatus(status).phrase,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": validation_ref if status == 422 else problem_ref}},
+        }
+        for status in sorted(used_statuses)
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Each function is mounted under /<function>; on its own Cloud Run URL the same "
+                           "routes answer without that prefix.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "responses": responses,
+            "securitySchemes": {
+                "supabaseAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                 "description": "A Supabase access token of a signed-in user."},
+                "schedulerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                  "description": "The Cloud Scheduler service account's Google OIDC ID token "
+                                                 "(the configured service token in the local stack)."},
+            },
+        },
+    }
+
+
+def _operation(function: str, route: Route, refs: dict[Any, dict[str, Any]], schemas: dict[str, Any],
+               operation_ids: set[str]) -> dict[str, Any]:
+    handler_name = getattr(route.handler, "__name__", "handler")
+    operation_id = f"{function}_{handler_name}"
+    if operation_id in operation_ids:
+        operation_id = f"{function}_{route.method.lower()}" + route.openapi_path.replace("/", "_").replace(
+            "{", "").replace("}", "")
+    if operation_id in operation_ids:
+        raise ValueError(f"duplicate operationId {operation_id}")
+    operation_ids.add(operation_id)
+    doc = (route.handler.__doc__ or "").strip().splitlines()
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": route.summary or (doc[0] if doc else f"{route.method} {route.path}"),
+        "tags": [function],
+        "security": _security(route.auth),
+        "parameters": [
+            {"name": p.name, "in": "path", "required": True, "schema": dict(OPENAPI_PARAM_SCHEMAS[p.converter])}
+            for p in route.path_params
+        ],
+        "responses": {str(route.status): _success(route, refs)},
+    }
+    if route.query is not None:
+        query_schema = schemas[_ref_name(refs[(route.query, "validation")])]
+        required = set(query_schema.get("required", []))
+        for name, schema in query_schema.get("properties", {}).items():
+            operation["parameters"].append({"name": name, "in": "query", "required": name in required,
+                                            "schema": schema})
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {route.body_media: {"schema": refs[(route.body, "validation")]}},
+        }
+    return operation
+
+
+def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[str]]]:
+    if auth == "user":
+        return [{"supabaseAuth": []}]
+    if auth == "service":
+        return [{"schedulerAuth": []}]
+    return []
+
+
+def _success(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    description = http.HTTPStatus(route.status).phrase
+    if route.response is None:
+        return {"description": description}
+    return {"description": description,
+            "content": {"application/json": {"schema": refs[(route.response, "serialization")]}}}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the document of the registered functions as JSON."""
+    del argv
+    json.dump(build_openapi(registered_functions()), sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

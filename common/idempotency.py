@@ -1,0 +1,40 @@
+"""``Idempotency-Key`` on POSTs that create things: the first request with a key runs; a retry with the
+same key and the same request gets the first response; the same key with a different request is
+refused (422); a retry while the first still runs is told to retry later (409). Keys are scoped to
+the user and the route. A request that fails is released, so it can be retried with the same key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from common.db.base import Database, Identity
+from common.errors import IdempotencyInProgressError, IdempotencyMismatchError
+
+log = logging.getLogger(__name__)
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def run_idempotent(db: Database, identity: Identity, key: str | None, route: str, fingerprint: str,
+                   run: Callable[[], tuple[Any, int]]) -> tuple[Any, int, dict[str, str]]:
+    """``run()`` once per key; returns (JSON body, status, extra headers)."""
+    if key is None:
+        body, status = run()
+        return body, status, {}
+    begun = db.call("idempotency_begin", {"p_route": route, "p_key": key, "p_fingerprint": fingerprint}, identity)
+    state = begun["state"]
+    if state == "replay":
+        return begun["body"], begun["status"], {REPLAY_HEADER: "true"}
+    if state == "in_progress":
+        raise IdempotencyInProgressError()
+    if state == "mismatch":
+        raise IdempotencyMismatchError()
+    try:
+        body, status = run()
+    except BaseException:
+        # Release the key so the client may retry; the failure itself propagates unchanged.
+        db.call("idempotency_finish", {"p_route": route, "p_key": key, "p_status": None}, identity)
+        raise
+    db.call("idempotency_finish", {"p_route": route, "p_key": key, "p_status": status, "p_body": body}, identity)
+    return body, status, {}

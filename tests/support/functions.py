@@ -1,0 +1,53 @@
+"""Function apps for tests, built by functions-framework from a real ``main.py`` per scenario (as
+functions-framework's own tests do), each served with a Runtime the test builds (explicit settings,
+database and OpenAI collaborators) instead of the process environment."""
+
+from __future__ import annotations
+
+import sys
+import types
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import flask
+import pytest
+
+from common.runtime import Runtime
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+MAIN_PY = '''\
+from common.http import FunctionApp
+from {module} import ROUTES
+from tests.support.functions import runtime_for
+
+_app = FunctionApp("{name}", ROUTES, runtime_factory=runtime_for("{key}"))
+
+
+def {name}(request):
+    return _app.handle(request)
+'''
+
+
+def runtime_for(key: str) -> Callable[[], Runtime]:
+    return lambda: _RUNTIMES[key]
+
+
+def build_function_app(directory: Path, name: str, runtime: Runtime) -> flask.Flask:
+    """functions-framework's app for ``common.api.<name>`` with ``runtime``; undoes the framework's
+    process-wide side effects (env vars, sys.path, sys.modules['main'])."""
+    import functions_framework
+
+    key = uuid.uuid4().hex
+    _RUNTIMES[key] = runtime
+    source = directory / name / "main.py"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(MAIN_PY.format(module=f"common.api.{name}", name=name, key=key))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FUNCTION_TARGET", name)
+        patch.setenv("FUNCTION_SIGNATURE_TYPE", "http")
+        patch.setattr(sys, "path", list(sys.path))
+        patch.setitem(sys.modules, "main", types.ModuleType("main"))
+        return functions_framework.create_app(name, str(source))
+

@@ -1,0 +1,234 @@
+"""The upload function end to end: every allowed type, list, get, delete, limits, dedup and
+idempotency, isolation between users, and sharing."""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any
+
+import flask
+import flask.testing
+import pytest
+
+from common.http.openapi import build_openapi
+from common.http.registry import registered_functions
+from common.runtime import Runtime
+from tests.support import samples
+from tests.support.openapi import assert_matches_openapi
+from tests.support.users import UserFactory
+from tests.upload.conftest import MAX_UPLOAD_BYTES, auth, upload
+
+OPENAPI = build_openapi(registered_functions())
+
+
+def _openai_calls(standin: Any) -> list[Any]:
+    return [r for r in standin.requests if r.path.startswith("/v1/")]
+
+
+@pytest.mark.parametrize("name", list(samples.all_types("alpha")))
+def test_each_allowed_type_uploads_lists_gets_and_deletes(client: flask.testing.FlaskClient, users: UserFactory,
+                                                          name: str) -> None:
+    user = users.create()
+    content = samples.all_types(f"topic{name.split('.')[-1]}")[name.replace("alpha", f"topic{name.split('.')[-1]}")]
+    created = upload(client, user, name, content)
+    assert created.status_code == 201, created.json
+    doc = created.json
+    assert_matches_openapi(OPENAPI, "POST", "/upload", 201, doc)
+    assert doc["status"] in ("processing", "ready") and doc["size_bytes"] == len(content) and doc["shared"] is False
+    assert doc["name"].rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]
+    got = client.get(f"/{doc['id']}", headers=auth(user))
+    assert got.status_code == 200 and got.json["status"] == "ready"
+    assert_matches_openapi(OPENAPI, "GET", "/upload/{id}", 200, got.json)
+    listed = client.get("/", headers=auth(user))
+    assert [d["id"] for d in listed.json["items"]] == [doc["id"]]
+    assert_matches_openapi(OPENAPI, "GET", "/upload", 200, listed.json)
+    assert client.delete(f"/{doc['id']}", headers=auth(user)).status_code == 204
+    gone = client.get(f"/{doc['id']}", headers=auth(user))
+    assert gone.status_code == 404 and gone.json["code"] == "not_found"
+    assert client.delete(f"/{doc['id']}", headers=auth(user)).status_code == 404
+
+
+def test_the_same_bytes_twice_are_one_document(client: flask.testing.FlaskClient, users: UserFactory,
+                                               standin: Any) -> None:
+    user = users.create()
+    first = upload(client, user, "a.txt", b"identical bytes")
+    standin.clear_requests()
+    second = upload(client, user, "b.txt", b"identical bytes")
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json["id"] == second.json["id"]
+    assert _openai_calls(standin) == []
+
+
+def test_the_same_idempotency_key_replays_the_first_response(client: flask.testing.FlaskClient, users: UserFactory,
+                                                             standin: Any) -> None:
+    user = users.create()
+    standin.clear_requests()
+    key = "upload-key-0001-abcdef"
+    first = upload(client, user, "k.txt", b"keyed upload", **{"Idempotency-Key": key})
+    second = upload(client, user, "k.txt", b"keyed upload", **{"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 201 and first.json == second.json
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert len([r for r in standin.requests if r.path == "/v1/files" and r.method == "POST"]) == 1
+    other = upload(client, user, "other.txt", b"different bytes", **{"Idempotency-Key": key})
+    assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
+    assert len(client.get("/", headers=auth(user)).json["items"]) == 1
+
+
+def test_two_concurrent_uploads_of_the_same_bytes_make_one_document(upload_app: flask.Flask, users: UserFactory) -> None:
+    user = users.create()
+    results: list[Any] = []
+
+    def send() -> None:
+        with upload_app.test_client() as c:
+            results.append(upload(c, user, "race.txt", b"raced bytes"))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results) == [200, 201]
+    assert len({r.json["id"] for r in results}) == 1
+    with upload_app.test_client() as c:
+        assert len(c.get("/", headers=auth(user)).json["items"]) == 1
+
+
+@pytest.mark.parametrize(("name", "content", "status", "code"), [
+    ("fake.pdf", b"just some text pretending", 415, "unsupported_media_type"),
+    ("empty.txt", b"", 400, "invalid_input"),
+    ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 415, "unsupported_media_type"),
+    ("data.json", b"{not json", 415, "unsupported_media_type"),
+    ("archive.docx", b"PK\x03\x04not really a docx", 415, "unsupported_media_type"),
+    ("latin1.txt", "café".encode("latin-1"), 415, "unsupported_media_type"),
+])
+def test_bad_files_are_refused_before_any_side_effect(client: flask.testing.FlaskClient, users: UserFactory,
+                                                      standin: Any, name: str, content: bytes, status: int,
+                                                      code: str) -> None:
+    user = users.create()
+    standin.clear_requests()
+    response = upload(client, user, name, content)
+    assert response.status_code == status and response.json["code"] == code
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert _openai_calls(standin) == []
+    assert client.get("/", headers=auth(user)).json["items"] == []
+
+
+def test_missing_file_field_and_non_multipart_are_refused(client: flask.testing.FlaskClient, users: UserFactory) -> None:
+    user = users.create()
+    no_file = client.post("/", headers=auth(user), content_type="multipart/form-data",
+                          data={"title": "no file here"})
+    assert no_file.status_code == 400 and no_file.json["code"] == "invalid_input"
+    as_json = client.post("/", headers=auth(user), json={"file": "hello"})
+    assert as_json.status_code == 415 and as_json.json["code"] == "unsupported_media_type"
+
+
+class CountingStream(io.RawIOBase):
+    """A request body of ``size`` bytes that counts how much the server read."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.position, self.read_bytes = size, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.position = {io.SEEK_SET: offset, io.SEEK_CUR: self.position + offset, io.SEEK_END: self.size + offset}[whence]
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self.size - self.position))
+        buffer[:n] = b"a" * n
+        self.position += n
+        self.read_bytes += n
+        return n
+
+
+def test_oversize_is_413_without_reading_past_the_limit(upload_app: flask.Flask, users: UserFactory) -> None:
+    user = users.create()
+    body = CountingStream(50 * MAX_UPLOAD_BYTES)
+    boundary = "limit-boundary"
+    with upload_app.test_client() as c:
+        response = c.post("/", headers=auth(user), input_stream=body, content_length=body.size,
+                          content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 413 and response.json["code"] == "payload_too_large"
+    assert body.read_bytes <= MAX_UPLOAD_BYTES + 128 * 1024
+
+
+def test_oversize_file_inside_a_small_declared_envelope_is_413(client: flask.testing.FlaskClient,
+                                                               users: UserFactory) -> None:
+    user = users.create()
+    response = upload(client, user, "big.txt", b"x" * (MAX_UPLOAD_BYTES + 1))
+    assert response.status_code == 413 and response.json["code"] == "payload_too_large"
+
+
+def test_a_hostile_filename_is_stored_sanitised(client: flask.testing.FlaskClient, users: UserFactory) -> None:
+    user = users.create()
+    hostile = "../../etc/\x00pass\x1bwd\\..\\" + "A" * 10_000 + ".txt"
+    response = upload(client, user, hostile, b"hostile name, harmless content")
+    assert response.status_code == 201
+    name = response.json["name"]
+    assert "/" not in name and "\\" not in name and not any(ord(ch) < 32 for ch in name)
+    assert len(name) <= 200 and name.endswith(".txt") and not name.startswith(".")
+
+
+def test_another_user_cannot_see_get_or_delete_and_openai_is_never_asked(
+        client: flask.testing.FlaskClient, users: UserFactory, standin: Any) -> None:
+    owner, intruder = users.create(), users.create()
+    doc = upload(client, owner, "private.txt", b"owner's private notes").json
+    standin.clear_requests()
+    assert client.get(f"/{doc['id']}", headers=auth(intruder)).status_code == 404
+    assert client.delete(f"/{doc['id']}", headers=auth(intruder)).status_code == 404
+    assert client.post(f"/{doc['id']}/access", headers=auth(intruder), json={"email": intruder.email}).status_code == 404
+    assert client.get("/", headers=auth(intruder)).json["items"] == []
+    assert client.get("/not-a-uuid", headers=auth(intruder)).status_code == 404
+    assert _openai_calls(standin) == []
+    assert client.get(f"/{doc['id']}", headers=auth(owner)).status_code == 200
+
+
+def test_sharing_gives_read_access_and_revoking_takes_it_back(client: flask.testing.FlaskClient, users: UserFactory,
+                                                              runtime: Runtime) -> None:
+    owner, reader = users.create(), users.create()
+    client.get("/", headers=auth(reader))  # the reader has signed in once
+    doc = upload(client, owner, "shared.txt", b"shared knowledge about comets").json
+    shared = client.post(f"/{doc['id']}/access", headers=auth(owner), json={"email": reader.email})
+    assert shared.status_code == 201 and shared.json["user_id"] == reader.id
+    assert_matches_openapi(OPENAPI, "POST", "/upload/{id}/access", 201, shared.json)
+    seen = client.get(f"/{doc['id']}", headers=auth(reader))
+    assert seen.status_code == 200 and seen.json["shared"] is True
+    assert [d["id"] for d in client.get("/", headers=auth(reader)).json["items"]] == [doc["id"]]
+    assert client.delete(f"/{doc['id']}", headers=auth(reader)).status_code == 403
+    assert client.post(f"/{doc['id']}/access", headers=auth(reader), json={"email": owner.email}).status_code == 403
+    reader_store = runtime.database.call("get_my_profile", {}, reader.identity)["vector_store_id"]
+    file_id = runtime.database.call("get_document", {"p_document_id": doc["id"]}, owner.identity)["openai_file_id"]
+    assert runtime.openai.files.status(reader_store, file_id) is not None
+    assert client.delete(f"/{doc['id']}/access/{reader.id}", headers=auth(owner)).status_code == 204
+    assert client.get(f"/{doc['id']}", headers=auth(reader)).status_code == 404
+    assert runtime.openai.files.status(reader_store, file_id) is None
+
+
+def test_deleting_a_shared_document_removes_it_from_every_store(client: flask.testing.FlaskClient,
+                                                                 users: UserFactory, runtime: Runtime) -> None:
+    owner, reader = users.create(), users.create()
+    client.get("/", headers=auth(reader))
+    doc = upload(client, owner, "both.txt", b"in two stores at once").json
+    client.post(f"/{doc['id']}/access", headers=auth(owner), json={"email": reader.email})
+    db = runtime.database
+    owner_store = db.call("get_my_profile", {}, owner.identity)["vector_store_id"]
+    reader_store = db.call("get_my_profile", {}, reader.identity)["vector_store_id"]
+    file_id = db.call("get_document", {"p_document_id": doc["id"]}, owner.identity)["openai_file_id"]
+    assert client.delete(f"/{doc['id']}", headers=auth(owner)).status_code == 204
+    files = runtime.openai.files
+    assert files.status(owner_store, file_id) is None and files.status(reader_store, file_id) is None
+    assert all(f.file_id != file_id for page in files.file_pages() for f in page)
+
+
+def test_unauthenticated_and_unknown_routes(client: flask.testing.FlaskClient) -> None:
+    assert client.get("/").status_code == 401
+    assert client.post("/", content_type="multipart/form-data", data={}).status_code == 401
