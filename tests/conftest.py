@@ -87,3 +87,13 @@ def standin_factory() -> Iterator[ServerFactory]:
 def standin(standin_factory: ServerFactory) -> Any:
     """The module's OpenAI stand-in on loopback (in memory; files complete as soon as they are read)."""
     return standin_factory()
+
+
+@pytest.fixture(scope="module")
+def runtime(psycopg_db: PsycopgDatabase, database_url: str, standin: Any) -> Iterator[Any]:
+    """A function Runtime on the module's database (psycopg) and the module's stand-in."""
+    from tests.support.functions import make_runtime
+
+    rt = make_runtime(psycopg_db, database_url, standin.base_url)
+    yield rt
+    rt.openai.client.close()

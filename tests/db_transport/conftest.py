@@ -20,7 +20,8 @@ from common.db.psycopg_transport import PsycopgDatabase
 from common.db.supabase_transport import SupabaseDatabase
 from tests.support.postgres import PostgresForTests
 from tests.support.postgrest_emulator import PostgrestEmulator, start_postgrest_emulator
-from tests.support.users import TEST_JWT_SECRET, service_role_key, supabase_claims
+from tests.support.jwt_keys import supabase_claims
+from tests.support.users import TEST_JWT_SECRET, service_role_key
 
 TRANSPORTS = ("psycopg", "supabase")
 
@@ -167,7 +168,7 @@ def make_user() -> Callable[..., SignedInUser]:
     def make(*, ttl: int = 3600, secret: str = TEST_JWT_SECRET) -> SignedInUser:
         user_id = str(uuid.uuid4())
         email = f"user-{user_id[:8]}@example.test"
-        token = jwt.encode(supabase_claims(user_id, email, ttl=ttl), secret, algorithm="HS256")
+        token = jwt.encode(supabase_claims(sub=user_id, email=email, expires_in=ttl), secret, algorithm="HS256")
         return SignedInUser(id=user_id, email=email, token=token)
 
     return make

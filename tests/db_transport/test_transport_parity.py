@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from common.db.base import Database, Identity
-from common.db.psycopg_transport import PsycopgDatabase
 from common.errors import (
     AlreadyRunningError,
     AppError,

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
 
 import flask.testing
 import psycopg
 import pytest
 
-from common.db.base import Database
 from common.http.openapi import build_openapi
 from common.http.registry import registered_functions
 from common.runtime import Runtime
-from tests.support.functions import build_function_app
+from tests.support.functions import REGISTRY_TOKEN, build_function_app
 from tests.support.openapi import assert_matches_openapi
 from tests.support.users import UserFactory
-from tests.upload.conftest import make_runtime
 
-SERVICE = {"Authorization": "Bearer registry-test-token"}
-
-
-@pytest.fixture(scope="module")
-def runtime(psycopg_db: Database, database_url: str, standin: Any) -> Iterator[Runtime]:
-    rt = make_runtime(psycopg_db, database_url, standin)
-    yield rt
-    rt.openai.client.close()
+SERVICE = {"Authorization": f"Bearer {REGISTRY_TOKEN}"}
 
 
 @pytest.fixture(scope="module")

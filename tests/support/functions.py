@@ -13,9 +13,30 @@ from pathlib import Path
 import flask
 import pytest
 
+from common.db.base import Database
 from common.runtime import Runtime
+from common.settings import AuthSettings, DatabaseSettings, OpenAISettings, RegistrySettings, Settings
+from tests.support.users import TEST_ISSUER, TEST_JWT_SECRET
 
 _RUNTIMES: dict[str, Runtime] = {}
+TEST_MAX_UPLOAD_BYTES = 256 * 1024
+REGISTRY_TOKEN = "registry-test-token"
+
+
+def make_runtime(database: Database, database_url: str, openai_base_url: str) -> Runtime:
+    """A Runtime with explicit test settings: the given database, the test project's JWT secret, the
+    OpenAI stand-in, the scheduler's test token and a small upload limit."""
+    from common.openai import build_gateway
+
+    settings = Settings(
+        database=DatabaseSettings(database_url=database_url),
+        auth=AuthSettings(issuer=TEST_ISSUER, jwt_secret=TEST_JWT_SECRET),
+        openai_settings=OpenAISettings(api_key="sk-local", base_url=openai_base_url, timeout_seconds=5.0,
+                                       max_retries=1),
+        registry=RegistrySettings(service_token=REGISTRY_TOKEN, grace_seconds=0),
+        max_upload_bytes=TEST_MAX_UPLOAD_BYTES,
+    )
+    return Runtime(settings, database=database, openai_factory=lambda s: build_gateway(s.openai))
 
 MAIN_PY = '''\
 from common.http import FunctionApp

@@ -23,11 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tests.support.users import TEST_ISSUER, TEST_JWT_SECRET
 
-ISSUER = TEST_ISSUER  # the same project as the database tests' users
+ISSUER = "http://127.0.0.1/auth/v1"  # the test project (database tests' users carry the same)
 AUDIENCE = "authenticated"
-HS256_SECRET = TEST_JWT_SECRET
+HS256_SECRET = "test-jwt-secret-with-at-least-32-characters!"
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,10 @@ import jwt
 import psycopg
 
 from common.db.base import Identity
+from tests.support.jwt_keys import HS256_SECRET, ISSUER, supabase_claims
 
-TEST_JWT_SECRET = "test-jwt-secret-with-at-least-32-characters!"
-TEST_ISSUER = "http://127.0.0.1/auth/v1"
-
-
-def supabase_claims(user_id: str, email: str, *, admin: bool = False, ttl: int = 3600) -> dict[str, object]:
-    now = int(time.time())
-    return {
-        "iss": TEST_ISSUER, "aud": "authenticated", "sub": user_id, "role": "authenticated", "email": email,
-        "iat": now, "exp": now + ttl, "aal": "aal1", "session_id": str(uuid.uuid4()), "is_anonymous": False,
-        "app_metadata": {"provider": "email", "providers": ["email"], **({"role": "admin"} if admin else {})},
-        "user_metadata": {},
-    }
+TEST_JWT_SECRET = HS256_SECRET
+TEST_ISSUER = ISSUER
 
 
 def service_role_key(secret: str = TEST_JWT_SECRET) -> str:
@@ -57,5 +48,7 @@ class UserFactory:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute("insert into auth.users (id, email, raw_app_meta_data) values (%s, %s, %s::jsonb)",
                          [user_id, email, '{"role": "admin"}' if admin else "{}"])
-        token = jwt.encode(supabase_claims(user_id, email, admin=admin), self.secret, algorithm="HS256")
+        claims = supabase_claims(sub=user_id, email=email, app_metadata={
+            "provider": "email", "providers": ["email"], **({"role": "admin"} if admin else {})})
+        token = jwt.encode(claims, self.secret, algorithm="HS256")
         return AppUser(id=user_id, email=email, admin=admin, token=token)

@@ -14,9 +14,9 @@ from common.db.base import Database
 from common.openai.files import document_id_from_filename
 from common.registry import RegistryRun
 from common.runtime import Runtime
-from tests.support.functions import build_function_app
+from tests.support.functions import build_function_app, make_runtime
 from tests.support.users import UserFactory
-from tests.upload.conftest import auth, make_runtime, upload
+from tests.upload.conftest import auth, upload
 
 
 def _files_named_for(runtime: Runtime, doc_id: str) -> list[Any]:
@@ -58,7 +58,7 @@ def test_vector_store_add_fails(client: flask.testing.FlaskClient, users: UserFa
 
 @pytest.fixture(scope="module")
 def supabase_runtime(supabase_db: Database, database_url: str, standin: Any) -> Iterator[Runtime]:
-    rt = make_runtime(supabase_db, database_url, standin)
+    rt = make_runtime(supabase_db, database_url, standin.base_url)
     yield rt
     rt.openai.client.close()
 
