@@ -30,11 +30,13 @@ def run_idempotent(db: Database, identity: Identity, key: str | None, route: str
         raise IdempotencyInProgressError()
     if state == "mismatch":
         raise IdempotencyMismatchError()
+    succeeded = False
     try:
         body, status = run()
-    except BaseException:
-        # Release the key so the client may retry; the failure itself propagates unchanged.
-        db.call("idempotency_finish", {"p_route": route, "p_key": key, "p_status": None}, identity)
-        raise
+        succeeded = True
+    finally:
+        if not succeeded:
+            # Release the key so the client may retry; the failure itself propagates unchanged.
+            db.call("idempotency_finish", {"p_route": route, "p_key": key, "p_status": None}, identity)
     db.call("idempotency_finish", {"p_route": route, "p_key": key, "p_status": status, "p_body": body}, identity)
     return body, status, {}

@@ -104,3 +104,13 @@ def test_delete_fails_part_way_and_is_finished_by_repeating_it(client: flask.tes
     assert client.delete(f"/{doc['id']}", headers=auth(user)).status_code == 204
     assert client.get("/", headers=auth(user)).json["items"] == []
     assert _files_named_for(runtime, doc["id"]) == []
+
+
+def test_a_failed_request_releases_its_idempotency_key(client: flask.testing.FlaskClient, users: UserFactory,
+                                                       standin: Any) -> None:
+    user = users.create()
+    key = {"Idempotency-Key": "retry-after-failure-0001"}
+    standin.inject_fault(r"^/files$", method="POST", status=500)
+    assert upload(client, user, "r.txt", b"retried with the same key", **key).status_code == 503
+    retried = upload(client, user, "r.txt", b"retried with the same key", **key)
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
