@@ -23,7 +23,7 @@ locals {
     )
   }
 
-  functions = {
+  all_functions = {
     for key, base in local.function_defaults : key => merge(
       base,
       { for field, value in local.function_overrides[key] : field => value if value != null },
@@ -35,6 +35,13 @@ locals {
       },
     )
   }
+
+  # Only functions whose source exists are deployed: a function is added to the project by writing
+  # functions/<name>/main.py, and terraform picks it up on the next apply.
+  functions = {
+    for key, fn in local.all_functions : key => fn if fileexists("${path.module}/../${fn.source_file}")
+  }
+  chat_deployed = contains(keys(local.functions), "chat")
 
   supabase_url     = trimsuffix(var.supabase_url, "/")
   scheduler_region = var.scheduler_region != "" ? var.scheduler_region : var.region

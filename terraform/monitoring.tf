@@ -91,14 +91,16 @@ resource "google_monitoring_alert_policy" "http_5xx_ratio" {
 # ---------------------------------------------------------------------------------------------------
 
 resource "google_monitoring_alert_policy" "chat_latency_p95" {
-  display_name = "${local.functions.chat.name}: p95 latency above ${var.alert_chat_p95_latency_ms} ms"
+  count = local.chat_deployed ? 1 : 0
+
+  display_name = "${local.all_functions.chat.name}: p95 latency above ${var.alert_chat_p95_latency_ms} ms"
   combiner     = "OR"
   severity     = "WARNING"
 
   conditions {
     display_name = "p95 request latency over 5 min"
     condition_threshold {
-      filter = format(local.run_metric_filter, "request_latencies", local.functions.chat.name)
+      filter = format(local.run_metric_filter, "request_latencies", local.all_functions.chat.name)
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = "ALIGN_DELTA"
@@ -115,7 +117,7 @@ resource "google_monitoring_alert_policy" "chat_latency_p95" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "The 95th percentile latency of `${local.functions.chat.name}` has stayed above ${var.alert_chat_p95_latency_ms} ms for 5 minutes. Usual causes: OpenAI slowness or 429 back-off, cold starts, or instances at max_instance_count."
+    content   = "The 95th percentile latency of `${local.all_functions.chat.name}` has stayed above ${var.alert_chat_p95_latency_ms} ms for 5 minutes. Usual causes: OpenAI slowness or 429 back-off, cold starts, or instances at max_instance_count."
   }
 
   notification_channels = local.channels

@@ -46,7 +46,9 @@ resource "google_logging_metric" "chat_turn_cost" {
 }
 
 resource "google_monitoring_alert_policy" "chat_cost_p99" {
-  display_name = "${local.functions.chat.name}: p99 cost per turn above ${var.alert_llm_cost_p99_usd} USD"
+  count = local.chat_deployed ? 1 : 0
+
+  display_name = "${local.all_functions.chat.name}: p99 cost per turn above ${var.alert_llm_cost_p99_usd} USD"
   combiner     = "OR"
   severity     = "WARNING"
 
@@ -78,7 +80,9 @@ resource "google_monitoring_alert_policy" "chat_cost_p99" {
 }
 
 resource "google_monitoring_alert_policy" "chat_cost_single_turn" {
-  display_name = "${local.functions.chat.name}: a turn cost more than ${var.alert_llm_cost_single_call_usd} USD"
+  count = local.chat_deployed ? 1 : 0
+
+  display_name = "${local.all_functions.chat.name}: a turn cost more than ${var.alert_llm_cost_single_call_usd} USD"
   combiner     = "OR"
   severity     = "WARNING"
 

@@ -4,28 +4,28 @@ output "function_urls" {
 }
 
 output "upload_url" {
-  description = "URL of the upload function."
-  value       = google_cloudfunctions2_function.fn["upload"].service_config[0].uri
+  description = "URL of the upload function (null until functions/upload/main.py exists)."
+  value       = try(google_cloudfunctions2_function.fn["upload"].service_config[0].uri, null)
 }
 
 output "chat_url" {
-  description = "URL of the chat function."
-  value       = google_cloudfunctions2_function.fn["chat"].service_config[0].uri
+  description = "URL of the chat function (null until functions/chat/main.py exists)."
+  value       = try(google_cloudfunctions2_function.fn["chat"].service_config[0].uri, null)
 }
 
 output "sessions_url" {
-  description = "URL of the sessions function."
-  value       = google_cloudfunctions2_function.fn["sessions"].service_config[0].uri
+  description = "URL of the sessions function (null until functions/sessions/main.py exists)."
+  value       = try(google_cloudfunctions2_function.fn["sessions"].service_config[0].uri, null)
 }
 
 output "usage_url" {
-  description = "URL of the usage function."
-  value       = google_cloudfunctions2_function.fn["usage"].service_config[0].uri
+  description = "URL of the usage function (null until functions/usage/main.py exists)."
+  value       = try(google_cloudfunctions2_function.fn["usage"].service_config[0].uri, null)
 }
 
 output "admin_url" {
-  description = "URL of the admin function."
-  value       = google_cloudfunctions2_function.fn["admin"].service_config[0].uri
+  description = "URL of the admin function (null until functions/admin/main.py exists)."
+  value       = try(google_cloudfunctions2_function.fn["admin"].service_config[0].uri, null)
 }
 
 output "registry_refresh_url" {
