@@ -116,6 +116,19 @@ begin
 end;
 $$;
 
+-- One page of a keyset-paginated list: p_rows is the ordered array of {item, ts, id} for up to
+-- p_limit + 1 rows; returns {items, next_cursor} (a cursor only when a further row exists).
+create or replace function private.page_of(p_rows jsonb, p_limit integer) returns jsonb
+language sql immutable set search_path = ''
+as $$
+  select jsonb_build_object(
+    'items', coalesce((select jsonb_agg(r -> 'item' order by n) from jsonb_array_elements(p_rows) with ordinality e(r, n)
+                        where n <= p_limit), '[]'::jsonb),
+    'next_cursor', case when jsonb_array_length(p_rows) > p_limit
+                        then private.encode_cursor((p_rows -> (p_limit - 1) ->> 'ts')::timestamptz,
+                                                   p_rows -> (p_limit - 1) ->> 'id') end)
+$$;
+
 create or replace function private.cursor_uuid(p_id text) returns uuid
 language plpgsql immutable set search_path = ''
 as $$

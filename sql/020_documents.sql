@@ -192,30 +192,22 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id uuid := private.cursor_uuid(c.id);
-  v_items jsonb;
-  v_next text;
 begin
   if p_status is not null and p_status not in ('uploading', 'processing', 'ready', 'failed', 'deleting', 'missing') then
     perform private.fail('DC400', 'unknown status filter');
   end if;
-  with candidates as (
-    select d as doc, d.created_at, d.id from public.documents d
-     where d.user_id = v_uid and d.status <> 'deleted' and (p_status is null or d.status = p_status)
-       and (c.ts is null or (d.created_at, d.id) < (c.ts, v_cursor_id))
-    union all
-    select d, d.created_at, d.id from public.documents d join public.document_access a on a.document_id = d.id
-     where a.user_id = v_uid and d.status <> 'deleted' and (p_status is null or d.status = p_status)
-       and (c.ts is null or (d.created_at, d.id) < (c.ts, v_cursor_id))
-  ), page as (
-    select doc, created_at, id, row_number() over (order by created_at desc, id desc) as rn
-      from (select * from candidates order by created_at desc, id desc limit v_limit + 1) top
-  )
-  select coalesce(jsonb_agg(private.document_json(doc, v_uid) order by rn) filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(created_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', private.document_json(t.doc, v_uid), 'ts', t.created_at,
+                                                 'id', t.id) order by t.created_at desc, t.id desc), '[]'::jsonb)
+      from (select * from (
+              select d as doc, d.created_at, d.id from public.documents d
+               where d.user_id = v_uid and d.status <> 'deleted' and (p_status is null or d.status = p_status)
+                 and (c.ts is null or (d.created_at, d.id) < (c.ts, v_cursor_id))
+              union all
+              select d, d.created_at, d.id from public.documents d join public.document_access a on a.document_id = d.id
+               where a.user_id = v_uid and d.status <> 'deleted' and (p_status is null or d.status = p_status)
+                 and (c.ts is null or (d.created_at, d.id) < (c.ts, v_cursor_id))
+            ) candidates order by created_at desc, id desc limit v_limit + 1) t), v_limit);
 end;
 $$;
 revoke execute on function public.list_documents(text, integer, text) from public, anon;

@@ -84,21 +84,13 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id uuid := private.cursor_uuid(c.id);
-  v_items jsonb;
-  v_next text;
 begin
-  with page as (
-    select t.s, (t.s).updated_at, (t.s).id, row_number() over (order by (t.s).updated_at desc, (t.s).id desc) as rn
-      from (select x from public.chat_sessions x
-             where x.user_id = v_uid and (c.ts is null or (x.updated_at, x.id) < (c.ts, v_cursor_id))
-             order by x.updated_at desc, x.id desc limit v_limit + 1) as t(s)
-  )
-  select coalesce(jsonb_agg(private.session_json(s) order by rn) filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(updated_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', private.session_json(t.x), 'ts', t.ts, 'id', t.id)
+                              order by t.ts desc, t.id desc), '[]'::jsonb)
+      from (select s as x, s.updated_at as ts, s.id from public.chat_sessions s
+             where s.user_id = v_uid and (c.ts is null or (s.updated_at, s.id) < (c.ts, v_cursor_id))
+             order by s.updated_at desc, s.id desc limit v_limit + 1) t), v_limit);
 end;
 $$;
 revoke execute on function public.list_sessions(integer, text) from public, anon;
@@ -157,24 +149,16 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id uuid := private.cursor_uuid(c.id);
-  v_items jsonb;
-  v_next text;
 begin
   if not exists (select 1 from public.chat_sessions where id = p_session_id and user_id = v_uid) then
     perform private.fail('DC404', 'session not found');
   end if;
-  with page as (
-    select t.m, (t.m).created_at, (t.m).id, row_number() over (order by (t.m).created_at, (t.m).id) as rn
-      from (select x from public.chat_messages x
-             where x.session_id = p_session_id and (c.ts is null or (x.created_at, x.id) > (c.ts, v_cursor_id))
-             order by x.created_at, x.id limit v_limit + 1) as t(m)
-  )
-  select coalesce(jsonb_agg(private.message_json(m) order by rn) filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(created_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', private.message_json(t.x), 'ts', t.ts, 'id', t.id)
+                              order by t.ts, t.id), '[]'::jsonb)
+      from (select m as x, m.created_at as ts, m.id from public.chat_messages m
+             where m.session_id = p_session_id and (c.ts is null or (m.created_at, m.id) > (c.ts, v_cursor_id))
+             order by m.created_at, m.id limit v_limit + 1) t), v_limit);
 end;
 $$;
 revoke execute on function public.list_session_messages(uuid, integer, text) from public, anon;

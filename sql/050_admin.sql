@@ -21,25 +21,17 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id uuid := private.cursor_uuid(c.id);
-  v_items jsonb;
-  v_next text;
 begin
   if p_search is not null and char_length(p_search) > 200 then
     perform private.fail('DC400', 'search is longer than 200 characters');
   end if;
-  with page as (
-    select t.u, (t.u).created_at, (t.u).id, row_number() over (order by (t.u).created_at desc, (t.u).id desc) as rn
-      from (select x from public.user_profiles x
-             where (p_search is null or x.email ilike '%' || replace(replace(p_search, '%', '\%'), '_', '\_') || '%')
-               and (c.ts is null or (x.created_at, x.id) < (c.ts, v_cursor_id))
-             order by x.created_at desc, x.id desc limit v_limit + 1) as t(u)
-  )
-  select coalesce(jsonb_agg(private.admin_user_json(u) order by rn) filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(created_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', private.admin_user_json(t.x), 'ts', t.ts, 'id', t.id)
+                              order by t.ts desc, t.id desc), '[]'::jsonb)
+      from (select u as x, u.created_at as ts, u.id from public.user_profiles u
+             where (p_search is null or u.email ilike '%' || replace(replace(p_search, '%', '\%'), '_', '\_') || '%')
+               and (c.ts is null or (u.created_at, u.id) < (c.ts, v_cursor_id))
+             order by u.created_at desc, u.id desc limit v_limit + 1) t), v_limit);
 end;
 $$;
 revoke execute on function public.admin_list_users(text, integer, text) from public, anon;
@@ -115,25 +107,17 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id uuid := private.cursor_uuid(c.id);
-  v_items jsonb;
-  v_next text;
 begin
   if p_status is not null and p_status not in ('uploading', 'processing', 'ready', 'failed', 'deleting', 'deleted', 'missing') then
     perform private.fail('DC400', 'unknown status filter');
   end if;
-  with page as (
-    select t.d, (t.d).created_at, (t.d).id, row_number() over (order by (t.d).created_at desc, (t.d).id desc) as rn
-      from (select x from public.documents x
-             where (p_user_id is null or x.user_id = p_user_id) and (p_status is null or x.status = p_status)
-               and (c.ts is null or (x.created_at, x.id) < (c.ts, v_cursor_id))
-             order by x.created_at desc, x.id desc limit v_limit + 1) as t(d)
-  )
-  select coalesce(jsonb_agg(private.document_json(d, v_admin.id) order by rn) filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(created_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', private.document_json(t.x, v_admin.id), 'ts', t.ts,
+                                                 'id', t.id) order by t.ts desc, t.id desc), '[]'::jsonb)
+      from (select d as x, d.created_at as ts, d.id from public.documents d
+             where (p_user_id is null or d.user_id = p_user_id) and (p_status is null or d.status = p_status)
+               and (c.ts is null or (d.created_at, d.id) < (c.ts, v_cursor_id))
+             order by d.created_at desc, d.id desc limit v_limit + 1) t), v_limit);
 end;
 $$;
 revoke execute on function public.admin_list_documents(uuid, text, integer, text) from public, anon;
@@ -166,23 +150,14 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id uuid := private.cursor_uuid(c.id);
-  v_items jsonb;
-  v_next text;
 begin
-  with page as (
-    select t.s, (t.s).updated_at, (t.s).id, row_number() over (order by (t.s).updated_at desc, (t.s).id desc) as rn
-      from (select x from public.chat_sessions x
-             where (p_user_id is null or x.user_id = p_user_id)
-               and (c.ts is null or (x.updated_at, x.id) < (c.ts, v_cursor_id))
-             order by x.updated_at desc, x.id desc limit v_limit + 1) as t(s)
-  )
-  select coalesce(jsonb_agg(private.session_json(s) || jsonb_build_object('user_id', (s).user_id) order by rn)
-                  filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(updated_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', private.session_json(t.x) || jsonb_build_object('user_id', (t.x).user_id),
+                                                 'ts', t.ts, 'id', t.id) order by t.ts desc, t.id desc), '[]'::jsonb)
+      from (select s as x, s.updated_at as ts, s.id from public.chat_sessions s
+             where (p_user_id is null or s.user_id = p_user_id)
+               and (c.ts is null or (s.updated_at, s.id) < (c.ts, v_cursor_id))
+             order by s.updated_at desc, s.id desc limit v_limit + 1) t), v_limit);
 end;
 $$;
 revoke execute on function public.admin_list_sessions(uuid, integer, text) from public, anon;
@@ -247,28 +222,19 @@ declare
   v_limit integer := private.check_limit(p_limit);
   c record := private.decode_cursor(p_cursor);
   v_cursor_id bigint;
-  v_items jsonb;
-  v_next text;
 begin
   begin
     v_cursor_id := c.id::bigint;
   exception when invalid_text_representation then
     perform private.fail('DC400', 'invalid cursor');
   end;
-  with page as (
-    select a.*, row_number() over (order by a.created_at desc, a.id desc) as rn
+  return private.page_of((
+    select coalesce(jsonb_agg(jsonb_build_object('item', jsonb_build_object('id', a.id, 'actor_id', a.actor_id,
+             'action', a.action, 'target_type', a.target_type, 'target_id', a.target_id, 'details', a.details,
+             'created_at', a.created_at), 'ts', a.created_at, 'id', a.id) order by a.created_at desc, a.id desc), '[]'::jsonb)
       from (select * from public.audit_log x
              where c.ts is null or (x.created_at, x.id) < (c.ts, v_cursor_id)
-             order by x.created_at desc, x.id desc limit v_limit + 1) a
-  )
-  select coalesce(jsonb_agg(jsonb_build_object('id', id, 'actor_id', actor_id, 'action', action,
-           'target_type', target_type, 'target_id', target_id, 'details', details, 'created_at', created_at)
-           order by rn) filter (where rn <= v_limit), '[]'::jsonb),
-         max(case when rn = v_limit and exists (select 1 from page p2 where p2.rn > v_limit)
-                  then private.encode_cursor(created_at, id::text) end)
-    into v_items, v_next
-    from page;
-  return jsonb_build_object('items', v_items, 'next_cursor', v_next);
+             order by x.created_at desc, x.id desc limit v_limit + 1) a), v_limit);
 end;
 $$;
 revoke execute on function public.admin_list_audit(integer, text) from public, anon;
