@@ -5,6 +5,7 @@
 #   ./deploy.sh migrate            apply sql/ to the database named by DATABASE_URL
 #   ./deploy.sh token EMAIL [--admin]   print a local access token for EMAIL
 #   ./deploy.sh refresh            run the registry refresh once against the local stack
+#   ./deploy.sh bench              benchmarks: cold-start imports, SQL API round trips
 #   ./deploy.sh deploy             terraform apply in terraform/ (needs a Google Cloud project)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,12 +52,16 @@ case "$cmd" in
     ensure_venv
     exec "$VENV/bin/python" -m local.refresh "$@"
     ;;
+  bench)
+    ensure_venv
+    exec "$VENV/bin/python" -m benchmarks.bench "$@"
+    ;;
   deploy)
     command -v terraform >/dev/null || { echo "terraform is not installed" >&2; exit 1; }
     cd terraform && terraform init -input=false && exec terraform apply "$@"
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

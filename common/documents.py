@@ -10,13 +10,15 @@ OpenAI request id.
 from __future__ import annotations
 
 import logging
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from common.db.base import Database, Identity
 from common.errors import AppError, UnsupportedMediaTypeError
 from common.logging import log_event
-from common.openai.files import DocumentFiles
 from common.uploads import CheckedFile
+
+if TYPE_CHECKING:  # the OpenAI SDK is imported when the first request builds the client, not at cold start
+    from common.openai.files import DocumentFiles
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.db.base import Database, Identity
 from common.documents import ensure_vector_store
 from common.errors import AppError
 from common.logging import log_event
-from common.openai.files import DocumentFiles, Store
-from common.pricing import PriceTable
 from common.settings import RegistrySettings
+
+if TYPE_CHECKING:  # imported by the first run, not at cold start
+    from common.openai.files import DocumentFiles, Store
+    from common.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 SERVICE = Identity.service()

@@ -315,6 +315,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes: without TCP_NODELAY every answer waits for the
+    # client's delayed ACK (~40 ms), which PostgREST itself does not do.
+    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:
