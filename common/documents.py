@@ -37,10 +37,11 @@ def ensure_vector_store(db: Database, files: DocumentFiles, user_id: str, known:
 
 
 def upload_document(db: Database, files: DocumentFiles, identity: Identity, checked: CheckedFile,
-                    content: IO[bytes]) -> tuple[dict[str, Any], bool]:
+                    content: IO[bytes], *, title: str | None = None) -> tuple[dict[str, Any], bool]:
     """Store a checked file; returns (document, created). The same bytes again return the existing
-    document with created False."""
-    recorded = db.call("create_document", {"p_name": checked.name, "p_mime_type": checked.mime_type,
+    document with created False. ``title`` (already clean) replaces the file's name for display; the
+    OpenAI file keeps the file's name, whose extension tells OpenAI the format."""
+    recorded = db.call("create_document", {"p_name": title or checked.name, "p_mime_type": checked.mime_type,
                                            "p_size_bytes": checked.size, "p_sha256": checked.sha256}, identity)
     doc = recorded["document"]
     doc_id = doc["id"]
@@ -63,7 +64,7 @@ def upload_document(db: Database, files: DocumentFiles, identity: Identity, chec
         _record_failure(db, identity, doc_id, exc, file_id)
         raise
     log_event(log, "upload_step", step="attached", document_id=doc_id, openai_file_id=file_id,
-              vector_store_id=store_id, status=attached.status)
+              vector_store_id=store_id, status=attached.status, openai_request_id=attached.request_id)
     if attached.status in ("failed", "cancelled"):
         error = UnsupportedMediaTypeError(f"OpenAI could not read this file ({attached.error or attached.status}).")
         _record_failure(db, identity, doc_id, error, file_id)

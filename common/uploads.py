@@ -45,22 +45,29 @@ class CheckedFile:
     sha256: str
 
 
+def _single_line(text: str) -> str:
+    """Runs of white space (line breaks included) folded to one space, other control and format
+    characters removed."""
+    text = re.sub(r"\s+", " ", text)
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
+
+
+def clean_title(raw: str | None) -> str | None:
+    """A display title: one line, at most 200 characters; None when nothing is left."""
+    title = _single_line(unicodedata.normalize("NFC", raw or ""))[:200].strip()
+    return title or None
+
+
 def clean_filename(raw: str | None, kind: str | None = None) -> str:
     """A display name safe to store and show: no path, no control characters, bounded length; the
     extension matches the detected kind."""
-    name = unicodedata.normalize("NFC", raw or "")
-    name = re.split(r"[/\\]", name)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = re.sub(r"\s+", " ", name).strip(" .")
+    name = _single_line(re.split(r"[/\\]", unicodedata.normalize("NFC", raw or ""))[-1]).strip(" .")
     stem, ext = os.path.splitext(name)
     if not stem:
         stem, ext = (ext.lstrip(".") or "document"), ""
-    if kind is not None:
-        wanted = "." + ("html" if kind == "html" and ext.lower() != ".htm" else kind)
-        if ext.lower() != wanted and not (kind == "html" and ext.lower() == ".htm"):
-            ext = wanted if ext.lower().lstrip(".") not in _TEXT_KINDS or kind not in ("txt",) else ext
-            if ext.lower().lstrip(".") not in _TEXT_KINDS and kind in ("txt",):
-                ext = ".txt"
+    declared = ext.lower().lstrip(".")
+    if kind is not None and (not declared or _TEXT_KINDS.get(declared, declared) != kind):
+        ext = "." + kind  # OpenAI detects the format by the extension: it must say what the bytes are
     stem = stem[: max(1, 200 - len(ext))].rstrip(" .") or "document"
     return stem + ext
 
@@ -97,8 +104,8 @@ def _text_kind(head: bytes, stream: IO[bytes], declared: str) -> str:
             json.loads(text)
         except ValueError:
             raise UnsupportedMediaTypeError("The name says .json but the content is not JSON.") from None
-    if kind == "html" or (kind == "txt" and _HTML.search(head)):
-        kind = "html" if _HTML.search(head) else "txt"
+    if kind == "html" and not _HTML.search(head):
+        raise UnsupportedMediaTypeError("The name says .html but the content is not HTML.")
     return kind
 
 

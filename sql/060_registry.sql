@@ -291,8 +291,9 @@ begin
   if p_day is null or p_rows is null or jsonb_typeof(p_rows) <> 'array' then
     perform private.fail('DC400', 'day and rows are required');
   end if;
-  insert into public.usage_logs (user_id, service, model, quantity, cost_usd, request_id)
-  select r.user_id, 'vector_storage', null, r.gb_days, r.cost_usd, 'storage:' || r.vector_store_id || ':' || p_day
+  insert into public.usage_logs (user_id, service, model, quantity, cost_usd, request_id, created_at)
+  select r.user_id, 'vector_storage', null, r.gb_days, r.cost_usd, 'storage:' || r.vector_store_id || ':' || p_day,
+         p_day::timestamp at time zone 'UTC'
     from jsonb_to_recordset(p_rows) as r(user_id uuid, vector_store_id text, usage_bytes bigint, gb_days numeric,
                                          cost_usd numeric)
    where exists (select 1 from public.user_profiles up where up.id = r.user_id)

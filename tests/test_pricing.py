@@ -84,3 +84,14 @@ def test_a_broken_override_fails_loudly(tmp_path: Path, bad: dict) -> None:
 def test_a_missing_override_file_fails_loudly(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         PriceTable.load(tmp_path / "absent.json")
+
+
+def test_a_function_whose_model_has_no_price_fails_when_it_starts_pricing() -> None:
+    from common.runtime import Runtime
+    from common.settings import AuthSettings, DatabaseSettings, OpenAISettings, Settings
+
+    settings = Settings(database=DatabaseSettings(database_url="postgresql:///unused"),
+                        auth=AuthSettings(issuer="http://127.0.0.1/auth/v1", jwt_secret="s" * 32),
+                        openai_settings=OpenAISettings(api_key="sk-local", model="gpt-imaginary"))
+    with pytest.raises(ConfigurationError):
+        Runtime(settings).prices  # noqa: B018 - building it is the check

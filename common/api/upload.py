@@ -14,7 +14,7 @@ from common.documents import delete_document, get_document, revoke_access, share
 from common.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from common.http import RequestContext, Route
 from common.idempotency import run_idempotent
-from common.uploads import check_file
+from common.uploads import check_file, clean_title
 
 # Room for the multipart envelope around the file itself.
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -51,9 +51,11 @@ class ListQuery(pydantic.BaseModel):
 
 
 class UploadForm(pydantic.BaseModel):
-    """``multipart/form-data``: one file (PDF, DOCX, TXT, MD, HTML, JSON or CSV)."""
+    """``multipart/form-data``: one file (PDF, DOCX, TXT, MD, HTML, JSON or CSV) and an optional title
+    shown instead of the file's name."""
 
     file: bytes
+    title: str | None = pydantic.Field(default=None, max_length=200)
 
 
 class ShareIn(pydantic.BaseModel):
@@ -88,13 +90,15 @@ def create(ctx: RequestContext) -> tuple[Any, int, dict[str, str]]:
     if uploaded is None:
         raise InvalidInputError("The form has no 'file' field.")
     checked = check_file(uploaded.stream, uploaded.filename, max_bytes=limit)
+    title = clean_title(request.form.get("title"))
     identity = ctx.identity
     assert identity is not None
     runtime = ctx.runtime
-    fingerprint = hashlib.sha256(f"{checked.sha256}:{checked.name}".encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"{checked.sha256}:{checked.name}:{title or ''}".encode()).hexdigest()
 
     def run() -> tuple[Any, int]:
-        doc, created = upload_document(runtime.database, runtime.openai.files, identity, checked, uploaded.stream)
+        doc, created = upload_document(runtime.database, runtime.openai.files, identity, checked, uploaded.stream,
+                                       title=title)
         return _out(doc), 201 if created else 200
 
     return run_idempotent(runtime.database, identity, ctx.idempotency_key, "upload", fingerprint, run)

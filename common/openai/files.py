@@ -47,6 +47,7 @@ class StoreFile:
     attributes: dict[str, str | float | bool]
     error: str | None = None
     created_at: int = 0
+    request_id: str | None = None
 
     @property
     def document_id(self) -> str | None:
@@ -74,12 +75,14 @@ class Store:
 
 
 def _store_file(f: object) -> StoreFile:
+    """Our view of an SDK VectorStoreFile (with the OpenAI request id when it came from one request)."""
     last_error = getattr(f, "last_error", None)
     return StoreFile(
         file_id=f.id, vector_store_id=f.vector_store_id, status=f.status,  # type: ignore[attr-defined]
         usage_bytes=getattr(f, "usage_bytes", 0) or 0, attributes=dict(getattr(f, "attributes", None) or {}),
         error=f"{last_error.code}: {last_error.message}" if last_error else None,
         created_at=getattr(f, "created_at", 0) or 0,
+        request_id=getattr(f, "_request_id", None),
     )
 
 

@@ -3,10 +3,13 @@ row pointing at nothing, statuses as OpenAI reports them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import json
 import threading
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -18,6 +21,9 @@ from common.documents import upload_document
 from common.errors import AlreadyRunningError
 from common.openai import OpenAIGateway
 from common.openai.files import document_id_from_filename
+from common.pricing import DEFAULT_TABLE, PriceTable
+from common.registry import RegistryRun
+from common.settings import RegistrySettings
 from common.uploads import check_file
 from tests.registry.conftest import RunFactory
 from tests.support.factories import sha256_of
@@ -197,3 +203,30 @@ def test_a_run_out_of_time_stops_cleanly_and_the_next_continues(psycopg_db: Psyc
     psycopg_db.call("registry_finish_run", {"p_run_id": state_cursor["run_id"], "p_status": "failed",
                                             "p_figures": {}, "p_cursor": state_cursor["cursor"]}, Identity.service())
     assert make_run().execute()["status"] == "completed"
+
+
+def test_storage_is_accrued_once_a_day_with_the_free_allowance_shared(psycopg_db: PsycopgDatabase,
+                                                                      gateway: OpenAIGateway, users: UserFactory,
+                                                                      database_url: str) -> None:
+    user = users.create()
+    _upload(psycopg_db, gateway, user, "storage is billed per GB-day " * 40)
+    table = json.loads(DEFAULT_TABLE.read_text())
+    table["vector_storage_free_gb"] = "0"
+    prices = PriceTable(table)
+    day = dt.date(2031, 1, 15)
+    settings = RegistrySettings(service_token="t", grace_seconds=0)
+    first = RegistryRun(psycopg_db, gateway.files, prices, settings, today=lambda: day).execute()
+    again = RegistryRun(psycopg_db, gateway.files, prices, settings, today=lambda: day).execute()
+    assert first["figures"]["storage_rows"] >= 1 and again["figures"]["storage_rows"] == 0
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select user_id, quantity, cost_usd from public.usage_logs"
+                            " where service = 'vector_storage' and request_id like %s", [f"%:{day}"]).fetchall()
+    mine = [r for r in rows if str(r[0]) == user.id]
+    assert len(mine) == 1
+    store_bytes = next(s.usage_bytes for page in gateway.files.store_pages() for s in page if s.user_id == user.id)
+    assert mine[0][1] == PriceTable.gb_days(store_bytes)
+    total_bytes = sum(s.usage_bytes for page in gateway.files.store_pages() for s in page)
+    expected = (prices.storage_cost(PriceTable.gb_days(total_bytes)) * Decimal(store_bytes) / Decimal(total_bytes))
+    assert mine[0][2] == expected.quantize(Decimal("0.00000001"))
+    summary = psycopg_db.call("get_usage_summary", {"p_from": str(day), "p_to": str(day)}, user.identity)
+    assert [s["service"] for s in summary["by_service"]] == ["vector_storage"]

@@ -232,3 +232,27 @@ def test_deleting_a_shared_document_removes_it_from_every_store(client: flask.te
 def test_unauthenticated_and_unknown_routes(client: flask.testing.FlaskClient) -> None:
     assert client.get("/").status_code == 401
     assert client.post("/", content_type="multipart/form-data", data={}).status_code == 401
+
+
+def test_a_title_replaces_the_file_name_for_display(client: flask.testing.FlaskClient, users: UserFactory,
+                                                    runtime: Runtime) -> None:
+    user = users.create()
+    response = client.post("/", headers=auth(user), content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(b"quarterly numbers"), "q3.txt"), "title": "  Q3/Q4\nreport  "})
+    assert response.status_code == 201 and response.json["name"] == "Q3/Q4 report"
+    file_id = runtime.database.call("get_document", {"p_document_id": response.json["id"]},
+                                    user.identity)["openai_file_id"]
+    names = [f.filename for page in runtime.openai.files.file_pages() for f in page if f.file_id == file_id]
+    assert names == [f"{response.json['id']}__q3.txt"]
+
+
+@pytest.mark.parametrize(("raw", "kind", "expected"), [
+    ("notes", "txt", "notes.txt"), ("page.htm", "html", "page.htm"), ("readme.markdown", "md", "readme.markdown"),
+    ("report.pdf", "pdf", "report.pdf"), ("scan.PDF", "pdf", "scan.PDF"), ("letter.txt", "docx", "letter.docx"),
+    ("../../x/.hidden", "txt", "hidden.txt"), ("", "pdf", "document.pdf"),
+])
+def test_file_names_are_cleaned_and_their_extension_says_what_the_bytes_are(raw: str, kind: str,
+                                                                            expected: str) -> None:
+    from common.uploads import clean_filename
+
+    assert clean_filename(raw, kind) == expected

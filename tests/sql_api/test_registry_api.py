@@ -1,0 +1,106 @@
+"""The registry refresh's SQL functions on both transports: service role only, one call per page."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from common.db.base import Database, Identity
+from common.errors import AlreadyRunningError, ForbiddenError, InvalidInputError
+from tests.support.factories import make_document
+from tests.support.users import UserFactory
+
+SERVICE = Identity.service()
+
+
+@pytest.fixture
+def run(db: Database, database_url: str) -> Any:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.registry_runs set status = 'failed' where status = 'running'")
+    begun = db.call("registry_begin_run", {"p_lease_seconds": 60}, SERVICE)
+    yield begun
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.registry_runs set status = 'failed' where status = 'running'")
+
+
+def test_a_page_syncs_statuses_and_returns_repairs(db: Database, users: UserFactory, run: dict[str, Any]) -> None:
+    owner = users.create()
+    ready = make_document(db, owner, status="processing")
+    deleted = make_document(db, owner)
+    db.call("begin_document_delete", {"p_document_id": deleted["id"]}, owner.identity)
+    stray = str(uuid.uuid4())
+    old = int(time.time()) - 7200
+    page = [
+        {"file_id": ready["openai_file_id"], "status": "completed", "usage_bytes": 321, "error": None,
+         "document_id": ready["id"], "created_at": old},
+        {"file_id": deleted["openai_file_id"], "status": "completed", "usage_bytes": 1, "error": None,
+         "document_id": deleted["id"], "created_at": old},
+        {"file_id": "file-stray", "status": "completed", "usage_bytes": 1, "error": None,
+         "document_id": stray, "created_at": old},
+    ]
+    result = db.call("registry_apply_store_page", {
+        "p_run_id": run["run_id"], "p_vector_store_id": ready["vector_store_id"], "p_store_user_id": owner.id,
+        "p_files": page, "p_grace_seconds": 3600}, SERVICE)
+    assert result["updated"] == 1 and result["unknown"] == 1
+    assert sorted(a["reason"] for a in result["delete"]) == ["document_deleted", "unknown"]
+    doc = db.call("get_document", {"p_document_id": ready["id"]}, owner.identity)
+    assert doc["status"] == "ready" and doc["usage_bytes"] == 321
+    files = db.call("registry_apply_file_page", {"p_run_id": run["run_id"], "p_files": [
+        {"file_id": "file-orphan", "document_id": stray, "created_at": old}]}, SERVICE)
+    assert files["delete"] == [{"file_id": "file-orphan", "reason": "no_document"}]
+    pending = db.call("registry_pending_deletes", {"p_older_seconds": 0}, SERVICE)
+    assert deleted["id"] in [p["document_id"] for p in pending]
+    assert db.call("registry_mark_deleted", {"p_document_ids": [deleted["id"]]}, SERVICE) == 1
+    finished = db.call("registry_finish_run", {"p_run_id": run["run_id"], "p_status": "completed",
+                                               "p_figures": {"pages": 2}, "p_cycle_complete": False}, SERVICE)
+    assert finished["status"] == "completed" and finished["figures"]["pages"] == 2
+    assert db.call("registry_last_run", {}, SERVICE)["id"] == run["run_id"]
+
+
+def test_a_second_run_is_refused_while_the_first_holds_the_lease(db: Database, run: dict[str, Any]) -> None:
+    with pytest.raises(AlreadyRunningError):
+        db.call("registry_begin_run", {"p_lease_seconds": 60}, SERVICE)
+
+
+def test_storage_rows_are_recorded_once_per_store_and_day(db: Database, users: UserFactory) -> None:
+    user = users.create()
+    db.call("get_my_profile", {}, user.identity)
+    rows = [{"user_id": user.id, "vector_store_id": f"vs_{user.id[:8]}", "usage_bytes": 2048,
+             "gb_days": "0.00000191", "cost_usd": "0.00000019"}]
+    assert db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE) == 1
+    assert db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE) == 0
+    summary = db.call("get_usage_summary", {"p_from": "2030-03-01", "p_to": "2030-03-01"}, user.identity)
+    assert summary["by_service"][0]["service"] == "vector_storage"
+
+
+@pytest.mark.parametrize(("function", "args"), [
+    ("registry_begin_run", {}), ("registry_last_run", {}), ("registry_pending_deletes", {}),
+    ("registry_mark_deleted", {"p_document_ids": []}),
+    ("registry_record_storage", {"p_day": "2030-01-01", "p_rows": []}),
+])
+def test_users_cannot_call_the_registry_functions(db: Database, users: UserFactory, function: str,
+                                                  args: dict[str, Any]) -> None:
+    with pytest.raises(ForbiddenError):
+        db.call(function, args, users.create().identity)
+
+
+@pytest.mark.parametrize(("function", "args"), [
+    ("registry_begin_run", {"p_lease_seconds": 1}), ("registry_mark_deleted", {"p_document_ids": "x"}),
+    ("registry_record_storage", {"p_day": "2030-01-01", "p_rows": {"a": 1}}),
+    ("registry_finish_run", {"p_run_id": 1, "p_status": "great", "p_figures": {}}),
+])
+def test_bad_registry_input_is_refused(db: Database, function: str, args: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError):
+        db.call(function, args, SERVICE)
+
+
+def test_a_void_function_returns_none_on_both_transports(db: Database, users: UserFactory) -> None:
+    user = users.create()
+    key = f"void-{uuid.uuid4()}"
+    db.call("idempotency_begin", {"p_route": "r", "p_key": key, "p_fingerprint": "f"}, user.identity)
+    assert db.call("idempotency_finish", {"p_route": "r", "p_key": key, "p_status": 201, "p_body": {}},
+                   user.identity) is None
