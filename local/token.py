@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     port = int(os.environ.get("PORT", "8080"))
     database_url = os.environ.get("DATABASE_URL") or env.start_postgres()
-    migrate(database_url, local=True)
+    migrate(database_url, target="local")
     user_id = env.ensure_user(database_url, args.email, admin=args.admin)
     print(env.access_token(user_id, args.email, port=port, admin=args.admin))
     return 0

@@ -1,12 +1,18 @@
 """Apply ``sql/`` to a PostgreSQL database, in order, recording what was applied.
 
-Usage: ``python -m common.db.migrate [--local]`` with ``DATABASE_URL`` set (``./deploy.sh migrate``).
+Usage: ``python -m common.db.migrate [--target auto|supabase|local]`` with ``DATABASE_URL`` set
+(``./deploy.sh migrate``).
 
 Every file in ``sql/`` is written to be re-runnable; a file is (re)applied when it is new or its
 content changed, each in its own transaction, under an advisory lock so two migrators cannot
-interleave. ``--local`` first applies ``sql/local/`` (what Supabase provides: schema ``auth``, its
-helper functions and the API roles); it refuses to touch a database whose ``auth`` schema was not
-created by that file, so it can never overwrite a real Supabase project's.
+interleave. The target decides whether ``sql/local/`` (what Supabase provides: schema ``auth``, its
+helper functions and the API roles) is applied first:
+
+- ``supabase``: never; the project's own ``auth`` schema must exist;
+- ``local``: always; refused on a database whose ``auth`` schema that file did not create, so a real
+  Supabase project's can never be overwritten;
+- ``auto`` (the default): ``supabase`` when an ``auth`` schema made by someone else exists, else
+  ``local`` (a plain PostgreSQL, or one the local emulation was applied to before).
 """
 
 from __future__ import annotations
@@ -46,25 +52,38 @@ def _ensure_bookkeeping(conn: psycopg.Connection) -> None:
     )
 
 
-def _check_local_target(conn: psycopg.Connection) -> None:
+def detect_target(conn: psycopg.Connection) -> str:
+    """``supabase`` when an ``auth`` schema the local emulation did not create exists, else ``local``."""
     row = conn.execute(
         "select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = 'auth'"
     ).fetchone()
-    if row is not None and row[0] != LOCAL_MARKER:
+    return "supabase" if row is not None and row[0] != LOCAL_MARKER else "local"
+
+
+def _resolve_target(conn: psycopg.Connection, requested: str) -> str:
+    found = detect_target(conn)
+    if requested == "auto":
+        return found
+    if requested == "local" and found == "supabase":
         raise MigrationError(
-            "refusing --local: this database already has an 'auth' schema that the local emulation did not "
-            "create (a real Supabase project?)"
+            "refusing --target local: this database already has an 'auth' schema that the local emulation did "
+            "not create (a real Supabase project?)"
         )
+    if requested == "supabase" and found == "local":
+        raise MigrationError("--target supabase: this database has no Supabase 'auth' schema")
+    return requested
 
 
-def migrate(conninfo: str, *, local: bool = False) -> list[str]:
-    """Apply pending files; return the names applied. Raises MigrationError naming the failing file."""
+def migrate(conninfo: str, *, target: str = "auto") -> list[str]:
+    """Apply pending files to ``target`` (auto, supabase or local); return the names applied.
+    Raises MigrationError naming the failing file, or the reason the target is refused."""
+    if target not in ("auto", "supabase", "local"):
+        raise MigrationError(f"unknown target {target!r}")
     applied: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
-            if local:
-                _check_local_target(conn)
+            local = _resolve_target(conn, target) == "local"
             _ensure_bookkeeping(conn)
             done = dict(conn.execute("select filename, sha256 from private.schema_migrations").fetchall())
             for path in migration_files(local):
@@ -93,7 +112,9 @@ def migrate(conninfo: str, *, local: bool = False) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--local", action="store_true", help="also create the local Supabase emulation (never on Supabase)")
+    parser.add_argument("--target", choices=["auto", "supabase", "local"], default="auto",
+                        help="supabase: the project's own auth schema; local: create the Supabase emulation "
+                             "(refused on Supabase); auto: decide from the database (default)")
     args = parser.parse_args(argv)
     conninfo = os.environ.get("DATABASE_URL")
     if not conninfo:
@@ -101,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        names = migrate(conninfo, local=args.local)
+        with psycopg.connect(conninfo) as conn:
+            found = detect_target(conn)
+        print(f"target: {args.target if args.target != 'auto' else found}"
+              + (" (Supabase's auth schema found)" if found == "supabase" else " (Supabase pieces emulated locally)"))
+        names = migrate(conninfo, target=args.target)
     except MigrationError as exc:
         print(f"migration failed: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 -- What a Supabase project provides and the project's SQL relies on, created for local use only:
 -- the API roles, schema auth with auth.users, and auth.uid() / auth.role() / auth.email() / auth.jwt()
--- reading PostgREST's request.jwt.claims. Applied by `python -m common.db.migrate --local`; NEVER
--- applied to a real Supabase project (the migrator refuses when auth was not created here).
+-- reading PostgREST's request.jwt.claims. Applied by the migrator to a plain PostgreSQL (target
+-- local); NEVER to a real Supabase project (the migrator detects its auth schema and refuses).
 
 do $$
 begin

@@ -1,6 +1,6 @@
 """Fixtures for the transport conformance tests.
 
-An embedded PostgreSQL of this package's own (migrated with ``--local``), a few tiny ``public.t_*``
+A migrated database of the run's PostgreSQL, a few tiny ``public.t_*``
 functions created for these tests and dropped afterwards, the PostgREST emulator on loopback, and one
 factory for both transports, so each test body runs once per transport.
 """

@@ -54,7 +54,7 @@ class PostgresForTests:
             with self._admin() as conn:
                 conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEMPLATE)))
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(TEMPLATE)))
-            migrate(self.url_for(TEMPLATE), local=True)
+            migrate(self.url_for(TEMPLATE), target="local")
             self._template_ready = True
 
     def new_database(self, label: str = "t") -> str:
