@@ -5,14 +5,12 @@ the user and the route. A request that fails is released, so it can be retried w
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from common.db.base import Database, Identity
 from common.errors import IdempotencyInProgressError, IdempotencyMismatchError
 
-log = logging.getLogger(__name__)
 REPLAY_HEADER = "Idempotent-Replayed"
 
 

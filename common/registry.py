@@ -86,9 +86,9 @@ class RegistryRun:
     def execute(self) -> dict[str, Any]:
         """Run once; returns the recorded run (status, figures). Raises AlreadyRunningError when
         another run holds the lease; any other failure is recorded on the run and re-raised."""
-        started = self.clock()
+        self.started = self.clock()
         begun = self._call("registry_begin_run", {"p_lease_seconds": self.lease})
-        self.run_id, self.deadline = begun["run_id"], started + self.settings.time_budget_seconds
+        self.run_id, self.deadline = begun["run_id"], self.started + self.settings.time_budget_seconds
         cursor: dict[str, Any] = begun["cursor"] or {"phase": "stores"}
         try:
             stores = [s for page in self.files.store_pages() for s in page]
@@ -217,7 +217,7 @@ class RegistryRun:
 
     def _finish(self, status: str, *, cursor: dict[str, Any] | None = None, cycle_complete: bool = False,
                 error: str | None = None) -> dict[str, Any]:
-        self.figures.duration_ms = int((self.clock() - (self.deadline - self.settings.time_budget_seconds)) * 1000)
+        self.figures.duration_ms = int((self.clock() - self.started) * 1000)
         run = self._call("registry_finish_run", {
             "p_run_id": self.run_id, "p_status": status, "p_figures": asdict(self.figures),
             "p_cursor": cursor, "p_cycle_complete": cycle_complete, "p_error": error, "p_attached": self.attached})

@@ -12,7 +12,6 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from common.errors import ConfigurationError
 
@@ -236,9 +235,3 @@ def get_settings() -> Settings:
                 _cached = Settings.from_env()
     return _cached
 
-
-def money(value: str | int | Decimal) -> Decimal:
-    """Parse an exact amount of money; floats are refused because they are not exact."""
-    if isinstance(value, float):
-        raise TypeError("money must not be a float")
-    return Decimal(value)

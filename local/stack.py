@@ -24,7 +24,7 @@ from local import env
 from local.server import discover_functions, make_local_app, make_local_server
 
 log = logging.getLogger("local.stack")
-REFRESH_SECONDS = float(os.environ.get("REGISTRY_REFRESH_SECONDS", "300"))
+REFRESH_SECONDS = 300.0  # Cloud Scheduler's */5 * * * *
 
 
 def call_refresh(port: int) -> dict[str, Any]:

@@ -41,10 +41,6 @@ class Citation:
     quote: str | None
     index: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"document_id": self.document_id, "file_id": self.file_id, "filename": self.filename,
-                "quote": self.quote, "index": self.index}
-
 
 @dataclass(frozen=True)
 class TurnResult:

@@ -10,20 +10,20 @@ import psycopg
 import pytest
 
 from common.db.psycopg_transport import PsycopgDatabase
-from common.openai import OpenAIGateway, build_gateway
+from common.openai import OpenAIGateway
 from common.pricing import PriceTable
 from common.registry import RegistryRun
-from common.settings import OpenAISettings, RegistrySettings
+from common.runtime import Runtime
+from common.settings import RegistrySettings
 from tests.support.counting import CountingDatabase
 
 RunFactory = Callable[..., RegistryRun]
 
 
 @pytest.fixture(scope="module")
-def gateway(standin: Any) -> Iterator[OpenAIGateway]:
-    gw = build_gateway(OpenAISettings(api_key="sk-local", base_url=standin.base_url, timeout_seconds=5.0, max_retries=1))
-    yield gw
-    gw.client.close()
+def gateway(runtime: Runtime) -> OpenAIGateway:
+    """The OpenAI layer of the module's function Runtime (the module's stand-in)."""
+    return runtime.openai
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ real OpenAI SDK against the stand-in."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +40,5 @@ def auth(user: AppUser, **extra: str) -> dict[str, str]:
 
 def upload(client: flask.testing.FlaskClient, user: AppUser, name: str, content: bytes,
            **headers: str) -> Any:
-    import io
-
     return client.post("/", headers=auth(user, **headers), content_type="multipart/form-data",
                        data={"file": (io.BytesIO(content), name)})
