@@ -25,15 +25,28 @@ _ARG_NAME = re.compile(r"^p_[a-z0-9_]{1,60}$")
 
 @dataclass(frozen=True)
 class Identity:
-    """Who calls a SQL function: a signed-in user (verified claims + raw token) or the service role."""
+    """Who calls a SQL function: a signed-in user (verified claims + raw token), the service role, or
+    the service role acting for a user (the backend API, DESIGN.md D2).
+
+    A backend-API function is granted to ``service_role`` only and takes the acting user as its
+    ``p_user_id`` argument; :meth:`backend` carries that user, and :func:`call_args` adds the argument,
+    so a call site never passes it by hand and cannot pass another."""
 
     role: Role
     claims: Mapping[str, Any]
     token: str | None = field(default=None, repr=False)
+    acting_user_id: str | None = None
 
     @classmethod
     def service(cls) -> Identity:
         return cls(role="service_role", claims={"role": "service_role"})
+
+    @classmethod
+    def backend(cls, user_id: str) -> Identity:
+        """The service role acting for ``user_id``, taken from a token the backend verified."""
+        if not user_id:
+            raise ValueError("a backend call needs the acting user's id")
+        return cls(role="service_role", claims={"role": "service_role"}, acting_user_id=str(user_id))
 
     @classmethod
     def user(cls, claims: Mapping[str, Any], token: str | None = None) -> Identity:
@@ -66,6 +79,16 @@ def check_arg_names(args: Mapping[str, Any]) -> None:
     for name in args:
         if not _ARG_NAME.match(name):
             raise ValueError(f"SQL argument names start with p_: {name!r}")
+
+
+def call_args(args: Mapping[str, Any], identity: Identity) -> dict[str, Any]:
+    """The arguments a transport sends: ``p_user_id`` added for a backend call, names checked."""
+    check_arg_names(args)
+    if identity.acting_user_id is None:
+        return dict(args)
+    if "p_user_id" in args:
+        raise ValueError("a backend call takes its acting user from the identity, not from p_user_id")
+    return {"p_user_id": identity.acting_user_id, **args}
 
 
 def to_json_value(value: Any) -> Any:

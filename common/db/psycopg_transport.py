@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from common.db.base import Identity, check_arg_names, check_function_name, to_json_value
+from common.db.base import Identity, call_args, check_function_name, to_json_value
 from common.db.errors import translate_sqlstate
 from common.errors import DatabaseUnavailableError
 
@@ -82,7 +82,7 @@ class PsycopgDatabase:
 
     def call(self, function: str, args: Mapping[str, Any], identity: Identity) -> Any:
         check_function_name(function)
-        check_arg_names(args)
+        args = call_args(args, identity)
         query = sql.SQL("select public.{}({})").format(
             sql.Identifier(function),
             sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(n), sql.Placeholder()) for n in args),

@@ -37,7 +37,7 @@ from postgrest._sync.request_builder import send_with_retry
 from postgrest.exceptions import APIErrorFromJSON, generate_default_error_message
 from supabase import Client, ClientOptions, create_client
 
-from common.db.base import Identity, check_arg_names, check_function_name, to_json_value
+from common.db.base import Identity, call_args, check_function_name, to_json_value
 from common.db.errors import translate_sqlstate
 from common.errors import AppError, DatabaseUnavailableError
 
@@ -101,7 +101,7 @@ class SupabaseDatabase:
         an AppError subclass for every database failure (DatabaseUnavailableError when unreachable).
         """
         check_function_name(function)
-        check_arg_names(args)
+        args = call_args(args, identity)
         request = self._rest_for(identity).rpc(function, to_json_value(dict(args))).request
         try:
             response = send_with_retry(request)

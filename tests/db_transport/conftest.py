@@ -60,6 +60,10 @@ create function public.t_whoami() returns jsonb language sql stable as $$
                             'email', auth.email(), 'sub', auth.jwt() ->> 'sub')
 $$;
 
+create function public.t_acting(p_user_id uuid, p_note text) returns jsonb language sql stable as $$
+  select jsonb_build_object('user_id', p_user_id, 'note', p_note, 'current_user', current_user)
+$$;
+
 create function public.t_fail(p_code text) returns void language plpgsql as $$
 begin
   raise exception 'failure %', p_code using errcode = p_code;
@@ -93,12 +97,13 @@ grant execute on function public.t_echo(jsonb, numeric), public.t_typed(uuid, nu
   public.t_money(), public.t_whoami(), public.t_fail(text), public.t_void(), public.t_sleep(numeric),
   public.t_stable_write() to authenticated, service_role;
 grant execute on function public.t_whoami() to anon;
+grant execute on function public.t_acting(uuid, text) to service_role;
 """
 
 DROP_TEST_FUNCTIONS = """
 drop function if exists public.t_echo(jsonb, numeric), public.t_typed(uuid, numeric, jsonb, timestamptz),
   public.t_money(), public.t_whoami(), public.t_fail(text), public.t_void(), public.t_sleep(numeric),
-  public.t_stable_write(), public.t_service_only();
+  public.t_stable_write(), public.t_service_only(), public.t_acting(uuid, text);
 drop sequence if exists public.t_seq;
 """
 

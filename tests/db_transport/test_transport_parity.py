@@ -46,6 +46,22 @@ def test_the_service_role_runs_as_service_role(transport: Database, service: Ide
     assert result["uid"] is None
 
 
+def test_a_backend_call_runs_as_service_role_for_its_acting_user(transport: Database,
+                                                                  make_user: Callable[..., Any]) -> None:
+    # given a verified user and a backend-API function taking the acting user as p_user_id
+    user = make_user()
+    # when the backend calls it for that user
+    result = transport.call("t_acting", {"p_note": "hi"}, Identity.backend(user.id))
+    # then it runs as service_role with the user's id filled in by the identity
+    assert result == {"user_id": user.id, "note": "hi", "current_user": "service_role"}
+
+
+def test_a_backend_call_refuses_a_hand_passed_user_id(transport: Database, make_user: Callable[..., Any]) -> None:
+    user, other = make_user(), make_user()
+    with pytest.raises(ValueError, match="acting user"):
+        transport.call("t_acting", {"p_user_id": other.id, "p_note": "x"}, Identity.backend(user.id))
+
+
 def test_jsonb_goes_in_and_comes_out_with_exact_decimals(transport: Database, service: Identity) -> None:
     # given a jsonb argument with exact amounts
     payload = {"amount": Decimal("0.10"), "items": [{"qty": 3, "price": Decimal("19.99")}],
