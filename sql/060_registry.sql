@@ -70,7 +70,7 @@ begin
   insert into public.registry_state (id) values (true) on conflict do nothing;
   select * into st from public.registry_state;
   if st.cursor is null then
-    update public.registry_state set cycle_started_at = now() returning * into st;
+    update public.registry_state set cycle_started_at = now() where id returning * into st;
   end if;
   return jsonb_build_object('run_id', v_run, 'cursor', st.cursor, 'cycle_started_at', st.cycle_started_at,
                             'storage_day', st.storage_day);
@@ -299,7 +299,7 @@ begin
    where exists (select 1 from public.user_profiles up where up.id = r.user_id)
   on conflict (request_id) do nothing;
   get diagnostics v_count = row_count;
-  update public.registry_state set storage_day = p_day;
+  update public.registry_state set storage_day = p_day where id;
   return v_count;
 end;
 $$;
@@ -340,9 +340,9 @@ begin
      where status in ('processing', 'ready') and created_at < st.cycle_started_at
        and (registry_seen_at is null or registry_seen_at < st.cycle_started_at);
     get diagnostics v_missing = row_count;
-    update public.registry_state set cursor = null, cycle_started_at = now();
+    update public.registry_state set cursor = null, cycle_started_at = now() where id;
   else
-    update public.registry_state set cursor = p_cursor;
+    update public.registry_state set cursor = p_cursor where id;
   end if;
   update public.registry_runs set status = p_status, finished_at = now(), error = left(p_error, 1000),
          figures = p_figures || jsonb_build_object('missing', coalesce((p_figures ->> 'missing')::integer, 0) + v_missing)

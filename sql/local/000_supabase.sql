@@ -32,6 +32,8 @@ create table if not exists auth.users (
   raw_user_meta_data jsonb not null default '{}'::jsonb,
   created_at timestamptz not null default now()
 );
+-- Supabase Auth sets this when the user confirms their email address.
+alter table auth.users add column if not exists email_confirmed_at timestamptz;
 
 create or replace function auth.uid() returns uuid
 language sql stable set search_path = ''

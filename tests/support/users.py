@@ -42,12 +42,13 @@ class UserFactory:
         self.database_url = database_url
         self.secret = secret
 
-    def create(self, email: str | None = None, *, admin: bool = False) -> AppUser:
+    def create(self, email: str | None = None, *, admin: bool = False, confirmed: bool = True) -> AppUser:
         user_id = str(uuid.uuid4())
         email = email or f"user-{user_id[:8]}@example.test"
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("insert into auth.users (id, email, raw_app_meta_data) values (%s, %s, %s::jsonb)",
-                         [user_id, email, '{"role": "admin"}' if admin else "{}"])
+            conn.execute("insert into auth.users (id, email, raw_app_meta_data, email_confirmed_at)"
+                         " values (%s, %s, %s::jsonb, case when %s then now() end)",
+                         [user_id, email, '{"role": "admin"}' if admin else "{}", confirmed])
         claims = supabase_claims(sub=user_id, email=email, app_metadata={
             "provider": "email", "providers": ["email"], **({"role": "admin"} if admin else {})})
         token = jwt.encode(claims, self.secret, algorithm="HS256")
