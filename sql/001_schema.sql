@@ -18,7 +18,7 @@ alter default privileges in schema public revoke all on sequences from anon, aut
 alter default privileges in schema public revoke all on functions from anon, authenticated;
 
 -- Money: exact, never negative, never NaN (NaN >= 0 is true in PostgreSQL) and never infinite
--- (numeric has infinity from PostgreSQL 14; a typmod refuses it, the check says so as well).
+-- (numeric has infinity from PostgreSQL 14: the domain's precision refuses it with 22003).
 do $$
 begin
   if not exists (select 1 from pg_type t join pg_namespace n on n.oid = t.typnamespace
