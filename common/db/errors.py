@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 
 # SQLSTATEs raised by PostgreSQL itself for bad arguments: the caller sent something invalid.
 _INVALID_INPUT_PREFIXES = ("22", "23502", "23514", "42804", "P0001")
-# No function of that name takes these arguments: 42883 (psycopg), PGRST202 (PostgREST).
-_NO_MATCHING_SIGNATURE = ("42883", "PGRST202")
 
 
 def _detail_object(details: str | None) -> dict[str, Any]:
@@ -75,11 +73,6 @@ def translate_sqlstate(code: str | None, message: str | None, *, function: str,
     if code.startswith(("08", "53", "57P")) or code in ("40001", "40P01", "57014", "PGRST000", "PGRST001", "PGRST002", "PGRST003"):
         return DatabaseUnavailableError()
     if code.startswith(_INVALID_INPUT_PREFIXES) or code == "PGRST102":
-        return InvalidInputError(f"Invalid arguments for {function}.")
-    if code in _NO_MATCHING_SIGNATURE:
-        # Argument names or types that match no signature of the function (a number too large for
-        # an integer argument, an unknown argument): the call is wrong, not the database.
-        log.warning("no signature of %s matches the call: sqlstate=%s", function, code)
         return InvalidInputError(f"Invalid arguments for {function}.")
     log.error("unexpected database error in %s: sqlstate=%s", function, code)
     return AppError(f"Database error in {function}.")

@@ -94,7 +94,7 @@ def _user_api_attacks(v: dict[str, Any], own_session: str) -> list[tuple[str, di
         ("create_session", {"p_title": TEN_MIB}, InvalidInputError),
         ("create_session", {"p_document_ids": [str(uuid.uuid4())] * 101}, InvalidInputError),
         ("list_sessions", {"p_limit": "Infinity"}, InvalidInputError),
-        ("list_sessions", {"p_limit": 10**30}, InvalidInputError),
+        ("list_sessions", {"p_limit": "1e30"}, InvalidInputError),
         ("list_sessions", {"p_limit": -1}, InvalidInputError),
         ("list_sessions", {"p_cursor": TEN_MIB}, InvalidInputError),
         ("list_session_messages", {"p_session_id": own_session, "p_cursor": "zz"}, InvalidInputError),
