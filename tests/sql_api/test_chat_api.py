@@ -3,7 +3,9 @@ transports."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import psycopg
@@ -321,3 +323,32 @@ def test_an_idempotency_body_above_the_limit_is_refused(db: Database, users: Use
     with pytest.raises(PayloadTooLargeError):
         db.call("idempotency_finish", {"p_route": "upload", "p_key": key, "p_status": 201,
                                        "p_body": {"x": "y" * 300_000}}, backend(user))
+
+
+def test_the_same_request_begun_twice_at_once_is_one_turn(db: Database, users: UserFactory) -> None:
+    # Given one request id sent twice at the same moment (a client retry racing the first attempt)
+    user = users.create()
+    start = threading.Barrier(2)
+
+    def begin() -> dict:
+        start.wait()
+        return begin_turn(db, user, request_id="req-raced", max_cost=Decimal("0.25"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        turns = list(pool.map(lambda _: begin(), range(2)))
+    # Then both answers name the same turn, one of them replayed, and it is reserved once
+    assert turns[0]["assistant_message_id"] == turns[1]["assistant_message_id"]
+    assert sorted(t["replayed"] for t in turns) == [False, True]
+    assert db.call("get_usage_summary", {}, user.identity)["budget"]["reserved_usd"] == Decimal("0.25")
+
+
+def test_a_message_answer_says_what_the_history_needs_and_no_more(db: Database, users: UserFactory) -> None:
+    user = users.create()
+    turn = begin_turn(db, user)
+    message = finish_turn(db, user, turn)["message"]
+    assert set(message) == {"id", "session_id", "role", "status", "content", "citations", "model", "input_tokens",
+                            "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+                            "file_search_calls", "cost_usd", "incomplete_reason", "latency_ms", "error_code",
+                            "created_at", "completed_at"}
+    session = db.call("get_session", {"p_session_id": turn["session"]["id"]}, user.identity)
+    assert session["cost_usd"] == Decimal("0.0012") and session["last_message_at"] is not None
