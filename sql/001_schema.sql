@@ -157,10 +157,6 @@ create table if not exists public.usage_logs (
 );
 create unique index if not exists usage_logs_turn_key on public.usage_logs (message_id, service, coalesce(model, ''))
   where message_id is not null;
-create unique index if not exists usage_logs_storage_key
-  on public.usage_logs (document_id, ((created_at at time zone 'UTC')::date))
-  where service = 'vector_storage' and document_id is not null;
-create index if not exists usage_logs_document_idx on public.usage_logs (document_id) where document_id is not null;
 create index if not exists usage_logs_user_service_created_idx on public.usage_logs (user_id, service, created_at);
 create index if not exists usage_logs_session_idx on public.usage_logs (session_id);
 create index if not exists usage_logs_message_idx on public.usage_logs (message_id);
@@ -224,6 +220,37 @@ create index if not exists idempotency_keys_created_idx on public.idempotency_ke
 
 -- Sequences are written only by the inserts of the function API (running as the table owner).
 revoke all on all sequences in schema public from anon, authenticated;
+
+-- A database made by an earlier version of this file gets the same ledger: the money domain, the
+-- columns added since, no foreign key from the ledger to the profile, no caller-chosen turn key. Every
+-- statement is a no-op on a database made by this version. (The views over these columns are made
+-- again in 002_rls.sql.)
+drop view if exists public.chat_sessions_summary, public.user_usage_summary;
+alter table public.user_profiles alter column monthly_budget_usd type public.usd,
+  drop constraint if exists user_profiles_monthly_budget_usd_check;
+alter table public.chat_sessions add column if not exists cost_usd public.usd not null default 0;
+alter table public.chat_messages
+  add column if not exists cache_write_tokens integer check (cache_write_tokens >= 0),
+  add column if not exists over_reservation boolean not null default false,
+  add column if not exists price_version text check (char_length(price_version) <= 100),
+  add column if not exists usage jsonb check (usage is null or jsonb_typeof(usage) = 'object'),
+  add column if not exists retrieval jsonb check (retrieval is null or jsonb_typeof(retrieval) = 'array'),
+  add column if not exists incomplete_reason text check (char_length(incomplete_reason) <= 100),
+  alter column cost_usd type public.usd, alter column reserved_usd type public.usd,
+  drop constraint if exists chat_messages_cost_usd_check, drop constraint if exists chat_messages_reserved_usd_check;
+alter table public.usage_logs
+  add column if not exists document_id uuid,
+  add column if not exists price_version text check (char_length(price_version) <= 100),
+  alter column request_id drop not null, alter column cost_usd type public.usd,
+  drop constraint if exists usage_logs_cost_usd_check, drop constraint if exists usage_logs_user_id_fkey;
+alter table public.usage_daily alter column cost_usd type public.usd,
+  drop constraint if exists usage_daily_user_id_fkey;
+
+-- Storage rows are keyed by (document, UTC day); written by the registry's accrual.
+create unique index if not exists usage_logs_storage_key
+  on public.usage_logs (document_id, ((created_at at time zone 'UTC')::date))
+  where service = 'vector_storage' and document_id is not null;
+create index if not exists usage_logs_document_idx on public.usage_logs (document_id) where document_id is not null;
 
 -- Grants: reading is per-row (RLS); every write goes through the function API.
 revoke all on public.user_profiles, public.documents, public.document_access, public.chat_sessions,
