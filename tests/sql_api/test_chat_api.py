@@ -352,3 +352,9 @@ def test_a_message_answer_says_what_the_history_needs_and_no_more(db: Database, 
                             "created_at", "completed_at"}
     session = db.call("get_session", {"p_session_id": turn["session"]["id"]}, user.identity)
     assert session["cost_usd"] == Decimal("0.0012") and session["last_message_at"] is not None
+
+
+def test_the_backend_api_refuses_an_unknown_user(db: Database) -> None:
+    with pytest.raises(NotFoundError):
+        db.call("begin_chat_turn", {"p_request_id": "r", "p_message": "hi", "p_max_cost_usd": 0},
+                Identity.backend(str(uuid.uuid4())))
