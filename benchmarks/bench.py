@@ -62,7 +62,8 @@ def sql_round_trips(n: int = 300) -> dict[str, dict[str, tuple[float, float]]]:
             for i in range(19):
                 make_document(db, user, name=f"d{i}.txt")
             def turn() -> None:
-                finish_turn(db, user, begin_turn(db, user, max_cost=Decimal("0")), cost=Decimal("0"))
+                finish_turn(db, user, begin_turn(db, user, max_cost=Decimal("0"), p_max_turns_per_minute=10000),
+                            cost=Decimal("0"))
             results[name] = {
                 "get_document": _timed(lambda: db.call("get_document", {"p_document_id": doc["id"]}, user.identity), n),
                 "list_documents(20)": _timed(lambda: db.call("list_documents", {"p_limit": 20}, user.identity), n),

@@ -21,7 +21,7 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     ├── BudgetExceededError          402 budget_exceeded
     ├── PayloadTooLargeError         413 payload_too_large
     ├── UnsupportedMediaTypeError    415 unsupported_media_type
-    ├── RateLimitedError             429 rate_limited          (carries retry_after seconds)
+    ├── RateLimitedError             429 rate_limited          (carries retry_after seconds: OpenAI's or ours)
     ├── UpstreamError                502 upstream_error        (OpenAI refused a valid request)
     │   └── UpstreamNotFoundError    502 upstream_not_found    (OpenAI no longer has the object)
     ├── UpstreamUnavailableError     503 upstream_unavailable  (OpenAI timeouts, 5xx, connection)
@@ -126,7 +126,7 @@ class UnsupportedMediaTypeError(AppError):
 
 
 class RateLimitedError(AppError):
-    status, code, title = 429, "rate_limited", "Rate limited upstream, retry later"
+    status, code, title = 429, "rate_limited", "Too many requests, retry later"
 
     def __init__(self, detail: str | None = None, *, retry_after: int | None = None,
                  extra: dict[str, Any] | None = None) -> None:
@@ -170,7 +170,9 @@ class ConfigurationError(AppError):
     status, code, title = 500, "configuration_error", "The service is misconfigured"
 
 
-# Stable codes raised by the SQL functions (SQLSTATE class "DC"), mapped in common.db.errors.
+# Stable codes raised by the SQL functions (SQLSTATE class "DC"), mapped in common.db.errors. DC402
+# carries {spent_usd, reserved_usd, monthly_budget_usd, resets_on} and DC429 {retry_after} as the
+# error's JSON detail.
 SQL_ERROR_CODES: dict[str, type[AppError]] = {
     "DC400": InvalidInputError,
     "DC401": UnauthorizedError,
@@ -179,5 +181,7 @@ SQL_ERROR_CODES: dict[str, type[AppError]] = {
     "DC404": NotFoundError,
     "DC409": ConflictError,
     "DC410": UserDisabledError,
+    "DC413": PayloadTooLargeError,
     "DC423": AlreadyRunningError,
+    "DC429": RateLimitedError,
 }

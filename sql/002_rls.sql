@@ -44,18 +44,18 @@ drop policy if exists usage_daily_select_own on public.usage_daily;
 create policy usage_daily_select_own on public.usage_daily
   for select to authenticated using (user_id = (select auth.uid()));
 
--- Views run with the caller's rights (a plain view would bypass RLS).
+-- Views run with the caller's rights (a plain view would bypass RLS). Months are calendar months of
+-- the UTC days in usage_daily, whatever the session's time zone.
 create or replace view public.chat_sessions_summary with (security_invoker = true) as
-  select s.id, s.user_id, s.title, s.message_count, s.last_message_at, s.created_at, s.updated_at,
-         coalesce((select sum(m.cost_usd) from public.chat_messages m where m.session_id = s.id), 0) as cost_usd
+  select s.id, s.user_id, s.title, s.message_count, s.last_message_at, s.created_at, s.updated_at, s.cost_usd
     from public.chat_sessions s;
 
 create or replace view public.user_usage_summary with (security_invoker = true) as
-  select d.user_id, date_trunc('month', d.day)::date as month,
+  select d.user_id, date_trunc('month', d.day::timestamp)::date as month,
          sum(d.requests) as requests, sum(d.input_tokens) as input_tokens, sum(d.cached_tokens) as cached_tokens,
          sum(d.output_tokens) as output_tokens, sum(d.tool_calls) as tool_calls, sum(d.cost_usd) as cost_usd
     from public.usage_daily d
-   group by d.user_id, date_trunc('month', d.day);
+   group by d.user_id, date_trunc('month', d.day::timestamp);
 
 revoke all on public.chat_sessions_summary, public.user_usage_summary from anon, authenticated;
 grant select on public.chat_sessions_summary, public.user_usage_summary to authenticated, service_role;

@@ -2,7 +2,8 @@
 -- and EXECUTE is granted only where an API function running as the caller needs it.
 -- Errors carry stable SQLSTATEs of class DC that Python maps (common/errors.py SQL_ERROR_CODES):
 -- DC400 invalid input, DC401 not signed in, DC402 budget exceeded, DC403 forbidden, DC404 not found,
--- DC409 conflict, DC410 account disabled, DC423 already running.
+-- DC409 conflict, DC410 account disabled, DC413 too large, DC423 already running, DC429 too many requests
+-- (detail {"retry_after": seconds}); DC402 carries {spent_usd, reserved_usd, monthly_budget_usd, resets_on}.
 
 create or replace function private.fail(p_code text, p_message text) returns void
 language plpgsql immutable set search_path = ''
@@ -208,7 +209,7 @@ language sql stable set search_path = ''
 as $$
   select jsonb_build_object(
     'id', s.id, 'title', s.title, 'message_count', s.message_count, 'last_message_at', s.last_message_at,
-    'document_ids', s.document_ids, 'openai_conversation_id', s.openai_conversation_id,
+    'cost_usd', s.cost_usd, 'document_ids', s.document_ids, 'openai_conversation_id', s.openai_conversation_id,
     'created_at', s.created_at, 'updated_at', s.updated_at)
 $$;
 
@@ -226,24 +227,35 @@ begin
 end;
 $$;
 
--- Money committed this month (from the daily rollup) and money reserved by turns still running.
+-- The first day of the UTC month holding p_at, whatever the session's time zone (PostgREST lets a
+-- caller pick it per request with "Prefer: timezone="): budgets, rollups and reports use this.
+create or replace function private.utc_month_start(p_at timestamptz) returns date
+language sql immutable set search_path = ''
+as $$
+  select date_trunc('month', p_at at time zone 'UTC')::date
+$$;
+
+-- Money committed this UTC month (from the daily rollup) and money reserved by turns still pending.
+-- A pending turn keeps its reservation until it is settled (finish, fail, or the stale-turn sweep):
+-- reservations never lapse by age.
 create or replace function private.budget_json(p public.user_profiles) returns jsonb
 language sql stable security definer set search_path = ''
 as $$
   with spent as (
     select coalesce(sum(cost_usd), 0) as v from public.usage_daily
-     where user_id = p.id and day >= date_trunc('month', now())::date
+     where user_id = p.id and day >= private.utc_month_start(now())
   ), reserved as (
     select coalesce(sum(reserved_usd), 0) as v from public.chat_messages
-     where user_id = p.id and status = 'pending' and created_at > now() - interval '15 minutes'
+     where user_id = p.id and status = 'pending'
   )
   select jsonb_build_object(
     'monthly_budget_usd', p.monthly_budget_usd, 'spent_usd', spent.v, 'reserved_usd', reserved.v,
-    'remaining_usd', greatest(p.monthly_budget_usd - spent.v - reserved.v, 0))
+    'remaining_usd', greatest(p.monthly_budget_usd - spent.v - reserved.v, 0),
+    'resets_on', (private.utc_month_start(now()) + interval '1 month')::date)
     from spent, reserved
 $$;
 
--- Keeps usage_daily in step with usage_logs, in the same transaction as the insert.
+-- Keeps usage_daily in step with usage_logs, in the same transaction as the insert (days in UTC).
 create or replace function private.rollup_usage() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
@@ -271,10 +283,23 @@ drop trigger if exists usage_logs_rollup on public.usage_logs;
 create trigger usage_logs_rollup after insert on public.usage_logs
   for each row execute function private.rollup_usage();
 
--- Usage rows given as a jsonb array, inserted in one statement; a repeated request_id is ignored
--- (the ledger is exactly-once by request id). Returns the sum of the rows' cost.
+-- A money argument: present, a finite number, zero or more and below a million dollars; else DC400.
+create or replace function private.checked_usd(p_value numeric, p_field text) returns numeric
+language plpgsql immutable set search_path = ''
+as $$
+begin
+  if p_value is null or p_value = 'NaN'::numeric or p_value < 0 or p_value >= 1000000 then
+    perform private.fail('DC400', p_field || ' must be a number from 0 to 1000000');
+  end if;
+  return p_value;
+end;
+$$;
+
+-- Usage rows given as a jsonb array (at most 20), inserted in one statement under the database's
+-- own key (message, service, model): a second row with the same key is DC409, never dropped. Every
+-- cost is checked money (DC400 for NaN, infinity, negative or out of range). Returns the rows' total.
 create or replace function private.insert_usage_rows(p_user_id uuid, p_session_id uuid, p_message_id uuid,
-                                                     p_rows jsonb) returns numeric
+                                                     p_rows jsonb, p_price_version text) returns numeric
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -283,22 +308,80 @@ begin
   if p_rows is null or jsonb_typeof(p_rows) <> 'array' then
     perform private.fail('DC400', 'usage rows must be an array');
   end if;
+  if jsonb_array_length(p_rows) > 20 then
+    perform private.fail('DC413', 'at most 20 usage rows per call');
+  end if;
+  if exists (select 1 from jsonb_array_elements(p_rows) r where jsonb_typeof(r) <> 'object') then
+    perform private.fail('DC400', 'each usage row must be an object');
+  end if;
   begin
+    select coalesce(sum(private.checked_usd((r ->> 'cost_usd')::numeric, 'usage row cost_usd')), 0)
+      into v_total from jsonb_array_elements(p_rows) r;
     insert into public.usage_logs (user_id, session_id, message_id, service, model, input_tokens, cached_tokens,
-      cache_write_tokens, output_tokens, reasoning_tokens, tool_calls, quantity, cost_usd, request_id)
+      cache_write_tokens, output_tokens, reasoning_tokens, tool_calls, quantity, cost_usd, price_version)
     select p_user_id, p_session_id, p_message_id, r.service, r.model, coalesce(r.input_tokens, 0),
            coalesce(r.cached_tokens, 0), coalesce(r.cache_write_tokens, 0), coalesce(r.output_tokens, 0),
-           coalesce(r.reasoning_tokens, 0), coalesce(r.tool_calls, 0), coalesce(r.quantity, 0), r.cost_usd, r.request_id
+           coalesce(r.reasoning_tokens, 0), coalesce(r.tool_calls, 0), coalesce(r.quantity, 0), r.cost_usd,
+           p_price_version
       from jsonb_to_recordset(p_rows) as r(service text, model text, input_tokens bigint, cached_tokens bigint,
            cache_write_tokens bigint, output_tokens bigint, reasoning_tokens bigint, tool_calls integer,
-           quantity numeric, cost_usd numeric, request_id text)
-    on conflict (request_id) do nothing;
+           quantity numeric, cost_usd numeric);
   exception
-    when not_null_violation or check_violation or invalid_text_representation or numeric_value_out_of_range then
+    when unique_violation then
+      perform private.fail('DC409', 'a usage row for this service and model is already recorded');
+    when not_null_violation or check_violation or invalid_text_representation or numeric_value_out_of_range
+         or invalid_parameter_value then
       perform private.fail('DC400', 'invalid usage row');
   end;
-  select coalesce(sum((r ->> 'cost_usd')::numeric), 0) into v_total from jsonb_array_elements(p_rows) r;
   return v_total;
+end;
+$$;
+
+-- The acting user of a backend-API call (granted to service_role only): the profile, created on
+-- first sight from auth.users (email, and the role from raw_app_meta_data, never user metadata);
+-- DC404 for an unknown user, DC410 for a disabled one unless p_allow_disabled (settling a turn that
+-- was already running must still record its cost). Locks the profile row when p_lock.
+create or replace function private.backend_profile(p_user_id uuid, p_allow_disabled boolean default false,
+                                                   p_lock boolean default false) returns public.user_profiles
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  v_profile public.user_profiles;
+begin
+  if p_user_id is null then
+    perform private.fail('DC400', 'the acting user is required');
+  end if;
+  if p_lock then
+    select * into v_profile from public.user_profiles where id = p_user_id for update;
+  else
+    select * into v_profile from public.user_profiles where id = p_user_id;
+  end if;
+  if not found then
+    insert into public.user_profiles as up (id, email, role)
+    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end
+      from auth.users u where u.id = p_user_id
+    on conflict (id) do update set last_seen_at = now()
+    returning * into v_profile;
+    if not found then
+      perform private.fail('DC404', 'user not found');
+    end if;
+  elsif v_profile.last_seen_at < now() - interval '1 minute' then
+    update public.user_profiles set last_seen_at = now() where id = p_user_id returning * into v_profile;
+  end if;
+  if v_profile.disabled and not p_allow_disabled then
+    perform private.fail('DC410', 'this account is disabled');
+  end if;
+  return v_profile;
+end;
+$$;
+
+-- Raises p_code with a JSON detail Python reads (e.g. {"retry_after": 12}); PostgREST passes the
+-- detail on as "details" and psycopg as diag.message_detail.
+create or replace function private.fail_with(p_code text, p_message text, p_detail jsonb) returns void
+language plpgsql immutable set search_path = ''
+as $$
+begin
+  raise exception using errcode = p_code, message = p_message, detail = p_detail::text;
 end;
 $$;
 

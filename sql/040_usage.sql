@@ -1,10 +1,11 @@
--- Usage and cost, read from the daily rollup (public.usage_daily), never from raw rows.
+-- Usage and cost, read from the daily rollup (public.usage_daily), never from raw rows. Days and
+-- months are UTC whatever the session's time zone.
 
 create or replace function private.usage_range(p_from date, p_to date, out v_from date, out v_to date)
 language plpgsql stable set search_path = ''
 as $$
 begin
-  v_from := coalesce(p_from, date_trunc('month', now())::date);
+  v_from := coalesce(p_from, private.utc_month_start(now()));
   v_to := coalesce(p_to, (now() at time zone 'UTC')::date);
   if v_from > v_to then
     perform private.fail('DC400', 'from must not be after to');

@@ -9,7 +9,7 @@ as $$
     'documents', (select count(*) from public.documents d where d.user_id = u.id and d.status <> 'deleted'),
     'sessions', (select count(*) from public.chat_sessions s where s.user_id = u.id),
     'cost_this_month_usd', (select coalesce(sum(cost_usd), 0) from public.usage_daily ud
-                             where ud.user_id = u.id and ud.day >= date_trunc('month', now())::date))
+                             where ud.user_id = u.id and ud.day >= private.utc_month_start(now())))
 $$;
 
 create or replace function public.admin_list_users(p_search text default null, p_limit integer default 20,
@@ -54,8 +54,10 @@ $$;
 revoke execute on function public.admin_get_user(uuid) from public, anon;
 grant execute on function public.admin_get_user(uuid) to authenticated;
 
--- admin_update_user: change role, monthly budget or disabled; an admin cannot demote or disable
--- themselves (so the last admin cannot lock everyone out by accident).
+-- admin_update_user: change role, monthly budget or disabled. Guarantees: an admin cannot demote or
+-- disable themselves, and at least one active admin always remains (DC409 otherwise) even when two
+-- admins demote each other at once: every admin change takes one transaction-level advisory lock and
+-- then re-reads the caller's role and the admins left, so concurrent changes are serialised.
 create or replace function public.admin_update_user(p_user_id uuid, p_role text default null,
                                                     p_monthly_budget_usd numeric default null,
                                                     p_disabled boolean default null) returns jsonb
@@ -72,15 +74,25 @@ begin
   if p_role is not null and p_role not in ('user', 'admin') then
     perform private.fail('DC400', 'role must be user or admin');
   end if;
-  if p_monthly_budget_usd is not null and (p_monthly_budget_usd < 0 or p_monthly_budget_usd > 1000000) then
-    perform private.fail('DC400', 'monthly_budget_usd must be between 0 and 1000000');
+  if p_monthly_budget_usd is not null then
+    perform private.checked_usd(p_monthly_budget_usd, 'monthly_budget_usd');
   end if;
   if p_user_id = v_admin.id and (p_role = 'user' or p_disabled) then
     perform private.fail('DC400', 'admins cannot demote or disable themselves');
   end if;
+  perform pg_advisory_xact_lock(hashtextextended('docchat.admin_update_user', 0));
+  -- Read again after the lock: a concurrent change may have demoted the caller meanwhile.
+  if not exists (select 1 from public.user_profiles where id = v_admin.id and role = 'admin' and not disabled) then
+    perform private.fail('DC403', 'admin role required');
+  end if;
   select * into u from public.user_profiles where id = p_user_id for update;
   if not found then
     perform private.fail('DC404', 'user not found');
+  end if;
+  if u.role = 'admin' and not u.disabled and (p_role = 'user' or p_disabled)
+     and not exists (select 1 from public.user_profiles
+                      where role = 'admin' and not disabled and id <> p_user_id) then
+    perform private.fail('DC409', 'the last admin cannot be demoted or disabled');
   end if;
   v_before := jsonb_build_object('role', u.role, 'monthly_budget_usd', u.monthly_budget_usd, 'disabled', u.disabled);
   update public.user_profiles set role = coalesce(p_role, role),
@@ -177,7 +189,7 @@ begin
       select jsonb_build_object('user_id', ud.user_id, 'email', up.email, 'requests', sum(ud.requests),
              'input_tokens', sum(ud.input_tokens), 'output_tokens', sum(ud.output_tokens),
              'cost_usd', sum(ud.cost_usd)) as x
-        from public.usage_daily ud join public.user_profiles up on up.id = ud.user_id
+        from public.usage_daily ud left join public.user_profiles up on up.id = ud.user_id
        where ud.day between r.v_from and r.v_to and (p_user_id is null or ud.user_id = p_user_id)
        group by ud.user_id, up.email
        order by sum(ud.cost_usd) desc limit 100) t));
@@ -203,7 +215,7 @@ begin
   select coalesce(jsonb_agg(to_jsonb(x) order by x.day, x.user_id, x.service, x.model), '[]'::jsonb) into v_rows from (
     select ud.day, ud.user_id, up.email, ud.service, ud.model, ud.requests, ud.input_tokens, ud.cached_tokens,
            ud.output_tokens, ud.tool_calls, ud.quantity, ud.cost_usd
-      from public.usage_daily ud join public.user_profiles up on up.id = ud.user_id
+      from public.usage_daily ud left join public.user_profiles up on up.id = ud.user_id
      where ud.day between r.v_from and r.v_to
        and (p_after is null or (ud.day, ud.user_id, ud.service, ud.model) >
             ((p_after ->> 'day')::date, (p_after ->> 'user_id')::uuid, p_after ->> 'service', p_after ->> 'model'))

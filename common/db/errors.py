@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from common.errors import (
     SQL_ERROR_CODES,
     AppError,
+    BudgetExceededError,
     ConflictError,
     DatabaseUnavailableError,
     ForbiddenError,
     InvalidInputError,
+    RateLimitedError,
     UnauthorizedError,
 )
 
@@ -20,15 +24,43 @@ log = logging.getLogger(__name__)
 _INVALID_INPUT_PREFIXES = ("22", "23502", "23514", "42804", "P0001")
 
 
-def translate_sqlstate(code: str | None, message: str | None, *, function: str) -> AppError:
-    """Map a SQLSTATE (or PostgREST code) and its message to an AppError.
+def _detail_object(details: str | None) -> dict[str, Any]:
+    """The JSON object a ``DC...`` error carries as its detail (``private.fail_with``), or {}."""
+    if not details:
+        return {}
+    try:
+        value = json.loads(details)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _own_error(code: str, message: str | None, details: str | None) -> AppError:
+    """An error of our own ``DC...`` codes, with what its JSON detail carries (DC429: retry_after;
+    DC402: the budget figures)."""
+    detail = _detail_object(details)
+    if code == "DC429":
+        retry_after = detail.get("retry_after")
+        return RateLimitedError(message or None,
+                                retry_after=retry_after if isinstance(retry_after, int) and retry_after > 0 else 1)
+    if code == "DC402":
+        budget = {k: str(detail[k]) for k in ("spent_usd", "reserved_usd", "monthly_budget_usd", "resets_on")
+                  if k in detail}
+        return BudgetExceededError(message or None, extra=budget)
+    return SQL_ERROR_CODES[code](message or None)
+
+
+def translate_sqlstate(code: str | None, message: str | None, *, function: str,
+                       details: str | None = None) -> AppError:
+    """Map a SQLSTATE (or PostgREST code), its message and detail to an AppError.
 
     Messages of our own ``DC...`` codes are written for callers; messages of other SQLSTATEs may
-    name internals and are not passed on.
+    name internals and are not passed on. ``details`` is psycopg's ``diag.message_detail`` or
+    PostgREST's ``details``: the same text on both transports.
     """
     code = code or ""
     if code in SQL_ERROR_CODES:
-        return SQL_ERROR_CODES[code](message or None)
+        return _own_error(code, message, details)
     if code == "23505":
         return ConflictError("The resource already exists.")
     if code == "23503":

@@ -105,5 +105,6 @@ class PsycopgDatabase:
         except psycopg.Error as exc:
             if exc.sqlstate is None:
                 raise DatabaseUnavailableError() from exc
-            raise translate_sqlstate(exc.sqlstate, exc.diag.message_primary, function=function) from exc
+            raise translate_sqlstate(exc.sqlstate, exc.diag.message_primary, function=function,
+                                     details=exc.diag.message_detail) from exc
         return None if void or not row else row[0]

@@ -114,7 +114,7 @@ class SupabaseDatabase:
         if response.status_code in _UNAVAILABLE_STATUSES:
             log.warning("database API answered %s (code %s) calling %s", response.status_code, error.code, function)
             raise DatabaseUnavailableError() from error
-        raise translate_sqlstate(error.code, error.message, function=function) from error
+        raise translate_sqlstate(error.code, error.message, function=function, details=error.details) from error
 
 
 def _result(response: httpx.Response, function: str) -> Any:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from common.db.base import Database
-from common.errors import ForbiddenError, InvalidInputError, NotFoundError, UserDisabledError
+from common.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UserDisabledError
 from tests.support.factories import begin_turn, finish_turn, make_document
-from tests.support.users import UserFactory
+from tests.support.users import AppUser, UserFactory
 
 ADMIN_CALLS = [
     ("admin_list_users", {}), ("admin_get_user", {"p_user_id": str(uuid.uuid4())}),
@@ -78,3 +81,32 @@ def test_an_admin_cannot_lock_themselves_out(db: Database, users: UserFactory) -
             db.call("admin_update_user", {"p_user_id": admin.id, **change}, admin.identity)
     with pytest.raises(NotFoundError):
         db.call("admin_get_user", {"p_user_id": str(uuid.uuid4())}, admin.identity)
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(db: Database, users: UserFactory,
+                                                                database_url: str) -> None:
+    # Given exactly two admins
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.user_profiles set role = 'user' where role = 'admin'")
+    a, b = users.create(admin=True), users.create(admin=True)
+    for admin in (a, b):
+        db.call("get_my_profile", {}, admin.identity)
+    # When each demotes the other at the same moment, on two connections
+    start = threading.Barrier(2)
+
+    def demote(actor: AppUser, target: AppUser) -> str:
+        start.wait()
+        try:
+            db.call("admin_update_user", {"p_user_id": target.id, "p_role": "user"}, actor.identity)
+        except (ForbiddenError, ConflictError) as exc:
+            return exc.code
+        return "demoted"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(lambda pair: demote(*pair), [(a, b), (b, a)]))
+    # Then one change won, the other was refused, and one admin is left
+    assert outcomes[0] == "demoted" and outcomes[1] in ("forbidden", "conflict")
+    with psycopg.connect(database_url) as conn:
+        admins = conn.execute("select count(*) from public.user_profiles where role = 'admin'").fetchone()
+    assert admins == (1,)
+

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from common.db.base import Database
+from common.db.base import Database, Identity
 from common.errors import ForbiddenError, NotFoundError
 from tests.support.factories import begin_turn, make_document
 from tests.support.users import AppUser, UserFactory
@@ -45,11 +45,19 @@ def _calls(s: dict[str, Any], other: AppUser) -> list[tuple[str, dict[str, Any]]
         ("delete_session", {"p_session_id": s["session"]}),
         ("list_session_messages", {"p_session_id": s["session"]}),
         ("create_session", {"p_document_ids": [s["doc"]]}),
-        ("begin_chat_turn", {"p_message": "hi", "p_max_cost_usd": 0, "p_request_id": "r",
-                             "p_session_id": s["session"]}),
-        ("begin_chat_turn", {"p_message": "hi", "p_max_cost_usd": 0, "p_request_id": "r", "p_document_ids": [s["doc"]]}),
-        ("finish_chat_turn", {"p_message_id": s["message"], "p_content": "x", "p_citations": [], "p_response_id": "r",
-                              "p_model": "m", "p_usage": {}, "p_cost_usd": 0, "p_latency_ms": 1, "p_usage_rows": []}),
+    ]
+
+
+def _backend_calls(s: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Backend-API calls made for an intruder (the backend acting for them) naming the owner's ids."""
+    return [
+        ("begin_chat_turn", {"p_request_id": "r1", "p_message": "hi", "p_max_cost_usd": 0, "p_session_id": s["session"]}),
+        ("begin_chat_turn", {"p_request_id": "r2", "p_message": "hi", "p_max_cost_usd": 0,
+                             "p_document_ids": [s["doc"]]}),
+        ("record_chat_response", {"p_message_id": s["message"], "p_response_id": "resp_x"}),
+        ("finish_chat_turn", {"p_message_id": s["message"], "p_response_id": "resp_x", "p_model": "m",
+                              "p_content": "x", "p_citations": [], "p_retrieval": [], "p_usage": {},
+                              "p_usage_rows": [], "p_cost_usd": 0, "p_price_version": "v", "p_latency_ms": 1}),
         ("fail_chat_turn", {"p_message_id": s["message"], "p_error_code": "x", "p_error_message": "y"}),
     ]
 
@@ -60,6 +68,9 @@ def test_another_users_ids_are_not_found(db: Database, users: UserFactory, owner
     for function, args in _calls(owner_state, intruder):
         with pytest.raises(NotFoundError):
             db.call(function, args, intruder.identity)
+    for function, args in _backend_calls(owner_state):
+        with pytest.raises(NotFoundError):
+            db.call(function, args, Identity.backend(intruder.id))
     # And the owner's state is untouched.
     owner = owner_state["owner"]
     assert db.call("get_document", {"p_document_id": owner_state["doc"]}, owner.identity)["status"] == "ready"

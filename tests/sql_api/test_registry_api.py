@@ -101,6 +101,6 @@ def test_bad_registry_input_is_refused(db: Database, function: str, args: dict[s
 def test_a_void_function_returns_none_on_both_transports(db: Database, users: UserFactory) -> None:
     user = users.create()
     key = f"void-{uuid.uuid4()}"
-    db.call("idempotency_begin", {"p_route": "r", "p_key": key, "p_fingerprint": "f"}, user.identity)
+    db.call("idempotency_begin", {"p_route": "r", "p_key": key, "p_fingerprint": "f"}, Identity.backend(user.id))
     assert db.call("idempotency_finish", {"p_route": "r", "p_key": key, "p_status": 201, "p_body": {}},
-                   user.identity) is None
+                   Identity.backend(user.id)) is None

@@ -32,27 +32,40 @@ def make_document(db: Database, user: AppUser, *, name: str = "notes.txt", conte
                                               "p_vector_store_id": store, "p_status": status}, user.identity)
 
 
-def usage_rows(cost: Decimal, *, model: str = "gpt-6-luna", request_id: str | None = None,
-               input_tokens: int = 1000, output_tokens: int = 100) -> list[dict[str, Any]]:
+def backend(user: AppUser) -> Identity:
+    """The service role acting for ``user`` (how the backend calls the backend API)."""
+    return Identity.backend(user.id)
+
+
+def usage_rows(cost: Decimal, *, model: str = "gpt-6-luna", input_tokens: int = 1000,
+               output_tokens: int = 100) -> list[dict[str, Any]]:
     return [{"service": "chat", "model": model, "input_tokens": input_tokens, "output_tokens": output_tokens,
-             "cost_usd": cost, "request_id": request_id or f"resp_{uuid.uuid4().hex}"}]
+             "cost_usd": cost}]
+
+
+def finish_args(turn: dict[str, Any], *, cost: Decimal = Decimal("0.0012"), content: str = "The answer.",
+                response_id: str | None = None) -> dict[str, Any]:
+    """Arguments of a finish_chat_turn for ``turn`` whose usage rows add up to ``cost``."""
+    return {
+        "p_message_id": turn["assistant_message_id"], "p_response_id": response_id or f"resp_{uuid.uuid4().hex}",
+        "p_model": "gpt-6-luna", "p_content": content, "p_citations": [],
+        "p_retrieval": [{"document_id": str(uuid.uuid4()), "text": "a retrieved passage", "score": 0.9}],
+        "p_usage": {"input_tokens": 1000, "cached_tokens": 0, "output_tokens": 100, "reasoning_tokens": 0,
+                    "file_search_calls": 1},
+        "p_usage_rows": usage_rows(cost), "p_cost_usd": cost, "p_price_version": "test-1", "p_latency_ms": 420,
+        "p_conversation_id": "conv_test"}
 
 
 def finish_turn(db: Database, user: AppUser, turn: dict[str, Any], *, cost: Decimal = Decimal("0.0012"),
                 content: str = "The answer.") -> dict[str, Any]:
-    response_id = f"resp_{uuid.uuid4().hex}"
-    return db.call("finish_chat_turn", {
-        "p_message_id": turn["assistant_message_id"], "p_content": content, "p_citations": [],
-        "p_response_id": response_id, "p_model": "gpt-6-luna",
-        "p_usage": {"input_tokens": 1000, "cached_tokens": 0, "output_tokens": 100, "reasoning_tokens": 0,
-                    "file_search_calls": 1},
-        "p_cost_usd": cost, "p_latency_ms": 420, "p_usage_rows": usage_rows(cost, request_id=response_id),
-        "p_conversation_id": "conv_test"}, user.identity)
+    return db.call("finish_chat_turn", finish_args(turn, cost=cost, content=content), backend(user))
 
 
 def begin_turn(db: Database, user: AppUser, message: str = "What is in my notes?", *,
-               session_id: str | None = None, max_cost: Decimal = Decimal("0.01")) -> dict[str, Any]:
-    args: dict[str, Any] = {"p_message": message, "p_max_cost_usd": max_cost, "p_request_id": f"req_{uuid.uuid4().hex}"}
+               session_id: str | None = None, max_cost: Decimal = Decimal("0.01"),
+               request_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"p_request_id": request_id or f"req_{uuid.uuid4().hex}", "p_message": message,
+                            "p_max_cost_usd": max_cost, **extra}
     if session_id:
         args["p_session_id"] = session_id
-    return db.call("begin_chat_turn", args, user.identity)
+    return db.call("begin_chat_turn", args, backend(user))
