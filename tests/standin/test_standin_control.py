@@ -87,7 +87,7 @@ def test_state_survives_a_restart(tmp_path: Path, standin_factory: ServerFactory
     # then files, stores, attributes and conversations are back, and search works on the reloaded text
     assert again.files.content(file_id).read() == b"Laptops are replaced every three years."
     assert again.vector_stores.files.retrieve(file_id, vector_store_id=store).attributes == {"document_id": "d-9"}
-    assert len(again.conversations.items.list(conversation).data) == 3
+    assert len(again.conversations.items.list(conversation).data) == 4  # question, reasoning, search, answer
     answer = again.responses.create(model="gpt-6-luna", input="When are laptops replaced?",
                                     tools=[{"type": "file_search", "vector_store_ids": [store]}])
     assert "three years" in answer.output_text
