@@ -19,7 +19,7 @@ from typing import Any
 
 import openai
 
-from common.errors import UpstreamError
+from common.errors import AppError, UpstreamError
 from common.openai.errors import translate, translated
 from common.openai.files import OBJECT_METADATA_APP, document_id_from_filename
 from common.pricing import TokenUsage
@@ -248,9 +248,10 @@ class ChatModel:
         """Text deltas and citations as they arrive, then exactly one TurnResult.
 
         ``on_created(response_id)`` runs at ``response.created``, before anything is yielded; if it
-        raises, the stream is closed and its error propagates. A stream that ends without a terminal
-        event (cut, timed out, an ``error`` event) raises UpstreamError (UpstreamUnavailableError
-        for a timeout or connection failure) whose ``extra`` carries ``openai_response_id`` once known.
+        raises, the stream is closed and its error propagates. Once the response exists, a stream
+        that ends without a terminal event (cut, timed out, an ``error`` event) raises UpstreamError
+        whose ``extra`` carries ``openai_response_id`` (settle it with :meth:`retrieve_result`);
+        before that, failures are translated as every OpenAI call's are (429, 503, ...).
         """
         with translated("chat response stream"):
             events = self._no_retry.responses.create(**self.params(turn), stream=True)
@@ -259,8 +260,13 @@ class ChatModel:
         try:
             yield from self._events(events, request_id, extra, on_created)
         except openai.OpenAIError as exc:
-            error = translate(exc, "chat response stream")
-            error.extra.update({k: v for k, v in extra.items() if v})
+            if "openai_response_id" in extra and isinstance(exc, openai.APIConnectionError):
+                # The response exists at OpenAI (and may still finish and bill): not a retryable
+                # outage but a turn to settle from its id.
+                error: AppError = UpstreamError("The OpenAI stream was cut before the answer ended.", extra=extra)
+            else:
+                error = translate(exc, "chat response stream")
+                error.extra.update({k: v for k, v in extra.items() if v})
             log.warning("openai chat response stream broke: %s (openai_response_id=%s)", error.code,
                         extra.get("openai_response_id"))
             raise error from exc
