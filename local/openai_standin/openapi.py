@@ -42,6 +42,24 @@ def default_document() -> Path | None:
     return _SIBLING_DOCUMENT if _SIBLING_DOCUMENT.exists() else None
 
 
+def _closest(error: Any) -> Any:
+    """For a value that matches none of an anyOf's alternatives, the error of the alternative it
+    came closest to (fewest errors): a filter with one unknown key is a comparison filter with an
+    unknown key, not a compound filter of the wrong type."""
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        branches: dict[Any, list[Any]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        fewest = min(branches.values(), key=len)
+        if len(fewest) != 1:
+            return error
+        # Leave a set of "wrong JSON type" alternatives to the anyOf itself (invalid_type).
+        if all(sub.validator == "type" and not sub.relative_path for sub in error.context):
+            return error
+        error = fewest[0]
+    return error
+
+
 def _param(path: list[Any]) -> str:
     text = ""
     for part in path:
@@ -97,12 +115,12 @@ class RequestSchemas:
         ref = next((ref for m, pattern, ref in self._load() if m == method and pattern.match(path)), None)
         if ref is None:
             return
-        from jsonschema.exceptions import best_match
+        from jsonschema.exceptions import relevance
 
-        error = best_match(self._validator(ref).iter_errors(body))
-        if error is None:
+        errors = list(self._validator(ref).iter_errors(body))
+        if not errors:
             return
-        raise self._as_api_error(error)
+        raise self._as_api_error(_closest(max(errors, key=relevance)))
 
     @staticmethod
     def _as_api_error(error: Any) -> ApiError:

@@ -214,6 +214,7 @@ def _expires_after(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     node = require_object(value, "expires_after")
+    require_known_keys(node, {"anchor", "days"}, "expires_after")
     if node.get("anchor") != "last_active_at":
         raise invalid_request("Invalid value for 'expires_after.anchor': expected 'last_active_at'.",
                               param="expires_after.anchor", code="invalid_value")
