@@ -185,6 +185,14 @@ def result_of(response: Any, request_id: str | None) -> TurnResult:
     )
 
 
+def _file_citation(annotation: Any) -> CitationFound | None:
+    """A streamed ``file_citation`` annotation (the SDK types it loosely: a dict or a model)."""
+    fields = annotation if isinstance(annotation, dict) else getattr(annotation, "__dict__", {})
+    if fields.get("type") != "file_citation":
+        return None
+    return CitationFound(str(fields["file_id"]), str(fields["filename"]), int(fields["index"]))
+
+
 class ChatModel:
     """One chat turn at OpenAI, always requested as a stream (the response id arrives first, with
     ``response.created``, so a turn cut later can be settled with :meth:`retrieve_result`)."""
@@ -284,9 +292,9 @@ class ChatModel:
             elif kind == "response.output_text.delta":
                 yield TextDelta(event.delta)
             elif kind == "response.output_text.annotation.added":
-                annotation = event.annotation
-                if isinstance(annotation, dict) and annotation.get("type") == "file_citation":
-                    yield CitationFound(annotation["file_id"], annotation["filename"], annotation["index"])
+                found = _file_citation(event.annotation)
+                if found is not None:
+                    yield found
             elif kind in _TERMINAL_EVENTS:
                 yield result_of(event.response, request_id)
                 return
