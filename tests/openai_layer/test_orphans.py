@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from common.db.psycopg_transport import PsycopgDatabase
 from common.documents import ensure_vector_store
-from common.openai import OpenAIGateway, build_gateway
+from common.openai import OpenAIGateway
 from common.openai_orphans import sweep_orphan_stores
-from common.settings import OpenAISettings
+from tests.openai_layer.conftest import GatewayFactory
 from tests.support.factories import make_document
 from tests.support.users import UserFactory
 
@@ -24,11 +23,8 @@ def own_standin(standin_factory: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def sweeping_gateway(own_standin: Any) -> Iterator[OpenAIGateway]:
-    gateway = build_gateway(OpenAISettings(api_key="sk-local", base_url=own_standin.base_url,
-                                           timeout_seconds=1.0, max_retries=2))
-    yield gateway
-    gateway.client.close()
+def sweeping_gateway(make_gateway: GatewayFactory, own_standin: Any) -> OpenAIGateway:
+    return make_gateway(own_standin, timeout_seconds=1.0, max_retries=2)
 
 
 def _stores(gateway: OpenAIGateway) -> dict[str, str | None]:

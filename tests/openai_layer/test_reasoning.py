@@ -3,16 +3,17 @@ with its reasoning tokens counted and priced."""
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from common.openai import OpenAIGateway, build_gateway
+from common.openai import OpenAIGateway
 from common.openai.responses import TextDelta, TurnRequest, TurnResult
 from common.pricing import PriceTable, TokenUsage
-from common.settings import OpenAISettings
+from tests.openai_layer.conftest import GatewayFactory
 
 POLICY = "Refunds are accepted within 30 days of purchase when the receipt is shown at the desk."
 
@@ -24,18 +25,8 @@ def thinking_standin(standin_factory: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def make_thinking_gateway(thinking_standin: Any) -> Iterator[Any]:
-    made: list[OpenAIGateway] = []
-
-    def make(**overrides: Any) -> OpenAIGateway:
-        gateway = build_gateway(OpenAISettings(**{"api_key": "sk-local", "base_url": thinking_standin.base_url,
-                                                  "timeout_seconds": 5.0, **overrides}))
-        made.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in made:
-        gateway.client.close()
+def make_thinking_gateway(make_gateway: GatewayFactory, thinking_standin: Any) -> Callable[..., OpenAIGateway]:
+    return functools.partial(make_gateway, thinking_standin)
 
 
 @pytest.fixture(scope="module")
