@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 _SEPARATOR = "__"
 _DOCUMENT_PREFIX = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})__")
 OBJECT_METADATA_APP = "docchat"  # metadata ``app`` of every vector store and conversation this service makes
-STORE_METADATA_APP = OBJECT_METADATA_APP
 
 
 def openai_filename(document_id: str, name: str) -> str:

@@ -211,6 +211,11 @@ def stream_events(payload: dict[str, Any], *, obfuscation: bool = True) -> Itera
     yield event(terminal, response=payload)
 
 
+def _padding(delta: str) -> str:
+    """Random characters that bring a delta's length towards a constant, as OpenAI's obfuscation does."""
+    return secrets.token_urlsafe(12)[: max(1, 12 - len(delta))]
+
+
 def _message_events(event: Any, item: dict[str, Any], output_index: int, obfuscation: bool) -> Iterator[str]:
     ids = {"item_id": item["id"], "output_index": output_index, "content_index": 0}
     part = item["content"][0]
@@ -221,8 +226,7 @@ def _message_events(event: Any, item: dict[str, Any], output_index: int, obfusca
     pieces = _DELTA_PIECE.findall(part["text"])
     for start in range(0, len(pieces), _DELTA_WORDS):
         delta = "".join(pieces[start:start + _DELTA_WORDS])
-        extra = {"obfuscation": secrets.token_urlsafe(max(1, 12 - len(delta)))[:max(1, 12 - len(delta))]} \
-            if obfuscation else {}
+        extra = {"obfuscation": _padding(delta)} if obfuscation else {}
         yield event("response.output_text.delta", delta=delta, logprobs=[], **extra, **ids)
         sent += len(delta)
         while pending and pending[0][1]["index"] <= sent:

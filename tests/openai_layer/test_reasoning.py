@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from common.errors import ConfigurationError
 from common.openai import OpenAIGateway
 from common.openai.responses import TextDelta, TurnRequest, TurnResult
 from common.pricing import PriceTable, TokenUsage
+from common.settings import Settings
 from tests.openai_layer.conftest import GatewayFactory
 
 POLICY = "Refunds are accepted within 30 days of purchase when the receipt is shown at the desk."
@@ -84,3 +86,20 @@ def test_a_cap_smaller_than_the_reasoning_leaves_no_text(make_thinking_gateway: 
 def test_no_reasoning_is_spent_at_effort_none(make_thinking_gateway: Any, library: Any) -> None:
     result = make_thinking_gateway(reasoning_effort="none").chat.answer(_turn(library))
     assert result.status == "completed" and result.usage.reasoning_tokens == 0
+
+
+@pytest.mark.parametrize(("env", "accepted"), [
+    ({}, True),
+    ({"OPENAI_REASONING_EFFORT": "medium"}, True),
+    ({"OPENAI_REASONING_EFFORT": "extreme"}, False),
+    ({"OPENAI_MODEL": "gpt-6.1-sol", "OPENAI_REASONING_EFFORT": "none"}, False),
+])
+def test_the_reasoning_effort_setting_is_checked_against_the_model(env: dict[str, str], accepted: bool) -> None:
+    base = {"DATABASE_URL": "postgresql:///unused", "SUPABASE_JWT_SECRET": "s" * 32,
+            "JWT_ISSUER": "http://127.0.0.1/auth/v1", "OPENAI_API_KEY": "sk-local"}
+    if accepted:
+        assert Settings.from_env({**base, **env}).openai.reasoning_effort == env.get("OPENAI_REASONING_EFFORT", "low")
+    else:
+        with pytest.raises(ConfigurationError) as raised:
+            Settings.from_env({**base, **env})
+        assert "OPENAI_REASONING_EFFORT" in raised.value.detail
