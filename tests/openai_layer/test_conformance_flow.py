@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def test_a_full_flow_is_true_to_the_openapi_document(recorded: Any, standin: Any
     # when a turn is answered whole, another streamed, and the first retrieved again
     created: list[str] = []
     answered = gateway.chat.answer(turn, on_created=created.append)
-    streamed = list(gateway.chat.stream(TurnRequest(**{**turn.__dict__, "message": "And late reports?"})))
+    streamed = list(gateway.chat.stream(replace(turn, message="And late reports?")))
     settled = gateway.chat.retrieve_result(answered.response_id)
     listed = ([f for page in gateway.files.store_file_pages(store) for f in page],
               [f for page in gateway.files.file_pages() for f in page], [s for page in gateway.files.store_pages()
