@@ -39,7 +39,7 @@ def csv_as_markdown(data: bytes) -> bytes:
     except csv.Error:
         dialect = csv.excel
     try:
-        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in row)]
+        rows = [row for row in csv.reader(io.StringIO(text), dialect, strict=True) if any(c.strip() for c in row)]
     except csv.Error as exc:
         raise UnsupportedMediaTypeError("The CSV file cannot be parsed.") from exc
     if not rows:
@@ -171,6 +171,9 @@ def _text_kind(head: bytes, stream: IO[bytes], declared: str) -> str:
             raise UnsupportedMediaTypeError("The name says .json but the content is not JSON.") from None
     if kind == "html" and not _HTML.search(head):
         raise UnsupportedMediaTypeError("The name says .html but the content is not HTML.")
+    converter = ACCEPTED_TYPES[kind].convert
+    if converter is not None:
+        converter(data)  # refuse what cannot be converted now, before any side effect
     return kind
 
 

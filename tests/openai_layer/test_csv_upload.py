@@ -9,7 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.documents import get_document, upload_document
+from common.errors import UnsupportedMediaTypeError
 from common.openai.files import document_id_from_filename
 from common.openai.responses import TurnRequest
 from common.uploads import ACCEPTED_TYPES, check_file
@@ -64,3 +67,9 @@ def test_a_csv_upload_becomes_ready_and_a_cell_is_answered_with_a_citation(
     assert document_id_from_filename(result.citations[0].filename) == doc["id"]
     assert any("price_eur: 89.50" in chunk.text for chunk in result.retrieved)
 
+
+
+def test_a_csv_that_cannot_be_converted_is_refused_before_any_upload() -> None:
+    # a quoted cell left open is not a table file_search could be given
+    with pytest.raises(UnsupportedMediaTypeError):
+        check_file(io.BytesIO(b'name,note\n"open quote,1\n'), "broken.csv", max_bytes=1 << 20)

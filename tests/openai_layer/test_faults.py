@@ -168,3 +168,8 @@ def test_conversation_creation_is_never_retried(make_gateway: GatewayFactory, st
     with pytest.raises(UpstreamUnavailableError):
         gw.chat.create_conversation(session_id="s-1")
     assert len([r for r in standin.requests if r.method == "POST" and r.path == "/v1/conversations"]) == 1
+
+
+def test_settling_an_unknown_response_is_told_apart(make_gateway: GatewayFactory) -> None:
+    with pytest.raises(UpstreamNotFoundError):
+        make_gateway().chat.retrieve_result("resp_unknown")
