@@ -64,7 +64,7 @@ def _provider_message(exc: openai.APIStatusError) -> str:
 
 
 def translate(exc: openai.OpenAIError, operation: str) -> AppError:
-    """The project's error for an SDK failure (see the table above); never raises."""
+    """The project's error for an SDK failure (see the table above); logs the quota alert line."""
     request_id = getattr(exc, "request_id", None)
     extra = {"openai_request_id": request_id} if request_id else {}
     if isinstance(exc, openai.RateLimitError) and exc.code == "insufficient_quota":

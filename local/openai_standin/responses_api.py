@@ -50,6 +50,7 @@ TOOL_CHOICES = ("none", "auto", "required")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
 TEXT_FORMATS = ("text", "json_object", "json_schema")
 MAX_SAFETY_IDENTIFIER = 64
+EFFORTS_REFUSED_BY_MODEL = {"gpt-6.1-sol": ("none", "minimal")}  # per the models' pages
 
 
 @blueprint.post("/responses")
@@ -195,6 +196,10 @@ def _model_options(turn: Turn, body: dict[str, Any], state: State) -> None:
                                   code="unknown_parameter")
         if reasoning.get("effort") is not None:
             turn.reasoning_effort = _one_of(reasoning["effort"], REASONING_EFFORTS, "reasoning.effort")
+            if turn.reasoning_effort in EFFORTS_REFUSED_BY_MODEL.get(turn.model, ()):
+                raise invalid_request(f"Unsupported value: 'reasoning.effort' does not support "
+                                      f"'{turn.reasoning_effort}' with this model.", param="reasoning.effort",
+                                      code="unsupported_value")
     turn.reasoning_effort = turn.reasoning_effort or "medium"
     turn.reasoning_share = state.reasoning_share
     if body.get("truncation") is not None:

@@ -41,6 +41,13 @@ def test_responses_refuse_what_openai_refuses(client: openai.OpenAI, case: str) 
     assert (caught.value.param, caught.value.code) == (param, code)
 
 
+def test_a_model_refuses_the_efforts_it_does_not_support(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="gpt-6.1-sol", input="hello", reasoning={"effort": "none"})
+    assert (caught.value.param, caught.value.code) == ("reasoning.effort", "unsupported_value")
+    assert client.responses.create(model="gpt-6.1-sol", input="hello", reasoning={"effort": "low"}).reasoning
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"name": "s", "colour": "red"}, "colour"),
     ({"name": "s", "expires_after": {"anchor": "last_active_at", "days": 3, "hours": 1}}, "expires_after.hours"),
