@@ -25,6 +25,7 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     ├── UpstreamError                502 upstream_error        (OpenAI refused a valid request)
     │   └── UpstreamNotFoundError    502 upstream_not_found    (OpenAI no longer has the object)
     ├── UpstreamUnavailableError     503 upstream_unavailable  (OpenAI timeouts, 5xx, connection)
+    ├── OpenAIQuotaExhaustedError    503 openai_quota_exhausted (billing quota used up: needs an operator)
     ├── DatabaseUnavailableError     503 database_unavailable
     ├── AuthUnavailableError         503 auth_unavailable      (the signing keys cannot be fetched)
     └── ConfigurationError           500 configuration_error   (a missing or placeholder setting)
@@ -150,6 +151,12 @@ class UpstreamUnavailableError(AppError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+class OpenAIQuotaExhaustedError(AppError):
+    """OpenAI answered 429 ``insufficient_quota``: retrying will not help until billing is fixed."""
+
+    status, code, title = 503, "openai_quota_exhausted", "The AI provider's quota for this service is used up"
 
 
 class DatabaseUnavailableError(AppError):

@@ -52,6 +52,7 @@ class TokenUsage:
 class TurnCost:
     tokens: Decimal
     file_search: Decimal
+    price_version: str = ""  # the PriceTable.version it was computed with, stored beside the cost
 
     @property
     def total(self) -> Decimal:
@@ -71,10 +72,17 @@ def _decimal(value: Any, where: str) -> Decimal:
 
 
 class PriceTable:
-    """Prices per model and for tools and storage; raises ConfigurationError for unknown models."""
+    """Prices per model and for tools and storage; raises ConfigurationError for unknown models.
+
+    ``version`` ("<date> <source>") names the table; every cost computed from it carries it, so a
+    recorded cost says which prices it used."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         try:
+            version = data["version"]
+            if not isinstance(version, str) or not version.strip():
+                raise ConfigurationError("price table: version must be a non-empty string (date and source)")
+            self.version = version.strip()
             models = data["models"]
             self.models = {
                 name: ModelPrice(
@@ -125,7 +133,8 @@ class PriceTable:
             + Decimal(usage.output_tokens) * price.output * out_mult
         ) / MILLION
         file_search = Decimal(usage.file_search_calls) * self.file_search_per_1k / 1000
-        return TurnCost(tokens=tokens.quantize(QUANTUM), file_search=file_search.quantize(QUANTUM))
+        return TurnCost(tokens=tokens.quantize(QUANTUM), file_search=file_search.quantize(QUANTUM),
+                        price_version=self.version)
 
     def max_turn_cost(self, model: str, *, max_input_tokens: int, max_output_tokens: int,
                       max_tool_calls: int) -> Decimal:

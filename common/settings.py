@@ -108,6 +108,21 @@ class AuthSettings:
     leeway_seconds: int = 30
 
 
+# reasoning.effort values of OpenAI's OpenAPI document (ReasoningEffort), and the models that refuse some.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+_EFFORTS_REFUSED = {"gpt-6.1-sol": ("none", "minimal")}
+
+
+def _reasoning_effort(r: _Reader, model: str, default: str) -> str:
+    """``OPENAI_REASONING_EFFORT`` when it is an effort ``model`` accepts (a problem is noted otherwise)."""
+    value = r.optional("OPENAI_REASONING_EFFORT") or default
+    if value not in REASONING_EFFORTS:
+        r.problems.append(f"OPENAI_REASONING_EFFORT must be one of {', '.join(REASONING_EFFORTS)}, got {value!r}")
+    elif value in _EFFORTS_REFUSED.get(model, ()):
+        r.problems.append(f"OPENAI_REASONING_EFFORT {value!r} is refused by OPENAI_MODEL {model!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class OpenAISettings:
     """The OpenAI client and the bounds of every chat turn."""
@@ -117,7 +132,11 @@ class OpenAISettings:
     model: str = "gpt-6-luna"
     timeout_seconds: float = 60.0
     max_retries: int = 2
-    max_output_tokens: int = 1024
+    # Reasoning tokens count against this cap: sized for a low-effort retrieval turn's reasoning
+    # (a few hundred tokens) plus a cited answer.
+    max_output_tokens: int = 4096
+    # "low" suits answers read from retrieved passages, and every GPT-6 model accepts it.
+    reasoning_effort: str = "low"
     max_tool_calls: int = 2
     max_num_results: int = 8
     instructions: str = (
@@ -188,16 +207,18 @@ class Settings:
         api_key = r.optional("OPENAI_API_KEY")
         if api_key:
             defaults = OpenAISettings(api_key=api_key)
+            model = r.optional("OPENAI_MODEL") or defaults.model
             openai_settings = OpenAISettings(
                 api_key=api_key,
                 base_url=r.url("OPENAI_BASE_URL"),
-                model=r.optional("OPENAI_MODEL") or defaults.model,
+                model=model,
                 timeout_seconds=r.number("OPENAI_TIMEOUT_SECONDS", defaults.timeout_seconds, 1, 600),
                 max_retries=r.integer("OPENAI_MAX_RETRIES", defaults.max_retries, 0, 5),
                 max_output_tokens=r.integer("CHAT_MAX_OUTPUT_TOKENS", defaults.max_output_tokens, 16, 128_000),
                 max_tool_calls=r.integer("CHAT_MAX_TOOL_CALLS", defaults.max_tool_calls, 1, 10),
                 max_num_results=r.integer("CHAT_MAX_NUM_RESULTS", defaults.max_num_results, 1, 50),
                 instructions=r.optional("CHAT_INSTRUCTIONS") or defaults.instructions,
+                reasoning_effort=_reasoning_effort(r, model, defaults.reasoning_effort),
                 price_table_file=r.optional("PRICE_TABLE_FILE"),
             )
 

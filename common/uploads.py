@@ -1,18 +1,25 @@
-"""Checks on an uploaded file before any side effect: size (streamed), type by content, clean name.
+"""Checks on an uploaded file before any side effect: size (streamed), type by content, clean name;
+and how each accepted type is sent to OpenAI.
 
-The allow-list is PDF, DOCX, plain text, Markdown, HTML, JSON and CSV. The declared type and the
-name's extension are hints only: the bytes decide, and a name that promises another format than the
-bytes hold (a ``.pdf`` holding text) is refused.
+The allow-list is :data:`ACCEPTED_TYPES`: PDF, DOCX, plain text, Markdown, HTML, JSON and CSV. The
+declared type and the name's extension are hints only: the bytes decide, and a name that promises
+another format than the bytes hold (a ``.pdf`` holding text) is refused. Each entry also says how
+the type is sent: as it is when ``file_search`` reads it, or converted to a text form it reads (CSV
+is not on its list of supported types: it is sent as Markdown, one line per row with its headers).
+The document keeps its own name and type; only the OpenAI file differs.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
@@ -20,15 +27,73 @@ from common.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMe
 
 _CHUNK = 64 * 1024
 _SNIFF = 8192
-MIME_TYPES = {
-    "pdf": "application/pdf",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "txt": "text/plain",
-    "md": "text/markdown",
-    "html": "text/html",
-    "json": "application/json",
-    "csv": "text/csv",
+
+
+def csv_as_markdown(data: bytes) -> bytes:
+    """A CSV file as Markdown ``file_search`` can read: one line per row naming each cell's header,
+    so a retrieved passage says what its values are. Raises UnsupportedMediaTypeError for a CSV
+    the csv module cannot parse."""
+    text = data.decode("utf-8-sig")
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:_SNIFF], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text), dialect, strict=True) if any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise UnsupportedMediaTypeError("The CSV file cannot be parsed.") from exc
+    if not rows:
+        raise UnsupportedMediaTypeError("The CSV file has no rows.")
+    headers = [cell.strip() or f"column {n + 1}" for n, cell in enumerate(rows[0])]
+    lines = ["# Table", "", "Columns: " + "; ".join(headers), ""]
+    for number, row in enumerate(rows[1:], start=1):
+        cells = [f"{headers[n] if n < len(headers) else f'column {n + 1}'}: {cell.strip()}"
+                 for n, cell in enumerate(row)]
+        lines.append(f"- Row {number}: " + "; ".join(cells))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class AcceptedType:
+    """One accepted kind: its MIME type, and the extension and MIME type its OpenAI file is sent with
+    (``convert`` turns the bytes into that form; None sends them as they are)."""
+
+    mime_type: str
+    sent_extension: str
+    sent_mime_type: str
+    convert: Callable[[bytes], bytes] | None = None
+
+
+# The one table of what is accepted and how it reaches file_search (whose supported types are .pdf,
+# .docx, .txt, .md, .html, .json and source code; not .csv).
+ACCEPTED_TYPES: dict[str, AcceptedType] = {
+    "pdf": AcceptedType("application/pdf", "pdf", "application/pdf"),
+    "docx": AcceptedType("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx",
+                         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    "txt": AcceptedType("text/plain", "txt", "text/plain"),
+    "md": AcceptedType("text/markdown", "md", "text/markdown"),
+    "html": AcceptedType("text/html", "html", "text/html"),
+    "json": AcceptedType("application/json", "json", "application/json"),
+    "csv": AcceptedType("text/csv", "md", "text/markdown", csv_as_markdown),
 }
+MIME_TYPES = {kind: accepted.mime_type for kind, accepted in ACCEPTED_TYPES.items()}
+_KIND_BY_MIME = {accepted.mime_type: kind for kind, accepted in ACCEPTED_TYPES.items()}
+
+
+def as_sent_to_openai(name: str, content: bytes | IO[bytes], mime_type: str) -> tuple[str, bytes | IO[bytes], str]:
+    """(file name, content, MIME type) of the OpenAI file for a document of ``mime_type``: unchanged
+    for a type ``file_search`` reads, else converted (``data.csv`` goes as ``data.csv.md``).
+    Raises UnsupportedMediaTypeError for a MIME type outside the allow-list."""
+    kind = _KIND_BY_MIME.get(mime_type)
+    if kind is None:
+        raise UnsupportedMediaTypeError(f"Documents of type {mime_type} are not supported.")
+    accepted = ACCEPTED_TYPES[kind]
+    if accepted.convert is None:
+        return name, content, mime_type
+    data = content if isinstance(content, bytes) else content.read()
+    return f"{name}.{accepted.sent_extension}", accepted.convert(data), accepted.sent_mime_type
+
+
 _TEXT_KINDS = {"txt": "txt", "text": "txt", "md": "md", "markdown": "md", "html": "html", "htm": "html",
                "json": "json", "csv": "csv", "": "txt"}
 _HTML = re.compile(rb"<(!doctype\s+html|html|head|body|p|div|h[1-6]|table|ul|ol|span|a)\b", re.IGNORECASE)
@@ -106,6 +171,9 @@ def _text_kind(head: bytes, stream: IO[bytes], declared: str) -> str:
             raise UnsupportedMediaTypeError("The name says .json but the content is not JSON.") from None
     if kind == "html" and not _HTML.search(head):
         raise UnsupportedMediaTypeError("The name says .html but the content is not HTML.")
+    converter = ACCEPTED_TYPES[kind].convert
+    if converter is not None:
+        converter(data)  # refuse what cannot be converted now, before any side effect
     return kind
 
 

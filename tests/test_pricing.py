@@ -59,7 +59,7 @@ def test_cached_tokens_cannot_exceed_input(prices: PriceTable) -> None:
 
 
 def test_override_file_replaces_the_table(tmp_path: Path) -> None:
-    table = {"models": {"house-model": {"input": "3", "cached_input": "1", "output": "6"}},
+    table = {"version": "2031-01-01 house contract", "models": {"house-model": {"input": "3", "cached_input": "1", "output": "6"}},
              "file_search_per_1k_calls": "5", "vector_storage_per_gb_day": "0.2", "vector_storage_free_gb": "0"}
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(table))
@@ -67,13 +67,20 @@ def test_override_file_replaces_the_table(tmp_path: Path) -> None:
     cost = prices.turn_cost("house-model", TokenUsage(input_tokens=1_000_000, cached_tokens=500_000,
                                                       output_tokens=100_000, file_search_calls=2))
     assert cost.total == Decimal("1.5") + Decimal("0.5") + Decimal("0.6") + Decimal("0.01")
+    assert cost.price_version == prices.version == "2031-01-01 house contract"
     with pytest.raises(ConfigurationError):
         prices.model("gpt-6-luna")
 
 
-@pytest.mark.parametrize("bad", [{"models": {}}, {"models": {"m": {"input": "-0.1", "cached_input": "0", "output": "1"}},
-                                                 "file_search_per_1k_calls": "1", "vector_storage_per_gb_day": "1",
-                                                 "vector_storage_free_gb": "1"}])
+_VALID_REST = {"file_search_per_1k_calls": "1", "vector_storage_per_gb_day": "1", "vector_storage_free_gb": "1"}
+
+
+@pytest.mark.parametrize("bad", [
+    {"version": "v", "models": {}},
+    {"version": "v", "models": {"m": {"input": "-0.1", "cached_input": "0", "output": "1"}}, **_VALID_REST},
+    {"models": {"m": {"input": "0.1", "cached_input": "0", "output": "1"}}, **_VALID_REST},  # no version
+    {"version": " ", "models": {"m": {"input": "0.1", "cached_input": "0", "output": "1"}}, **_VALID_REST},
+])
 def test_a_broken_override_fails_loudly(tmp_path: Path, bad: dict) -> None:
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(bad))
@@ -95,3 +102,19 @@ def test_a_function_whose_model_has_no_price_fails_when_it_starts_pricing() -> N
                         openai_settings=OpenAISettings(api_key="sk-local", model="gpt-imaginary"))
     with pytest.raises(ConfigurationError):
         Runtime(settings).prices  # noqa: B018 - building it is the check
+
+
+def test_every_cost_carries_the_version_of_the_table_it_used(prices: PriceTable) -> None:
+    # given the default table, which names its date and source
+    assert prices.version.startswith("2026-11-25 ")
+    # when a turn is priced, then its cost says which prices it used
+    cost = prices.turn_cost("gpt-6-luna", TokenUsage(input_tokens=100, output_tokens=10))
+    assert cost.price_version == prices.version
+
+
+@pytest.mark.parametrize("model", ["gpt-6.2-astra", "gpt-6.2-sol"])
+def test_models_without_a_known_price_stay_unpriced(prices: PriceTable, model: str) -> None:
+    # the 6.2 models were released on 2026-11-17, but no source for their prices was available:
+    # the table refuses them rather than guessing
+    with pytest.raises(ConfigurationError):
+        prices.turn_cost(model, TokenUsage(input_tokens=100, output_tokens=10))

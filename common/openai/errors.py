@@ -1,6 +1,8 @@
 """OpenAI failures translated where they happen (``with translated("operation"):``).
 
-    openai.RateLimitError (429)              -> RateLimitedError with the server's Retry-After
+    openai.RateLimitError, insufficient_quota -> OpenAIQuotaExhaustedError (ERROR line, event
+                                                 ``openai_quota_exhausted``, which the alerting matches)
+    openai.RateLimitError (other 429)        -> RateLimitedError with the server's Retry-After
     APITimeoutError / APIConnectionError,
     InternalServerError (5xx)                -> UpstreamUnavailableError
     BadRequestError / UnprocessableEntity    -> InvalidInputError (the provider refused this input)
@@ -24,11 +26,13 @@ import openai
 from common.errors import (
     AppError,
     InvalidInputError,
+    OpenAIQuotaExhaustedError,
     RateLimitedError,
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
+from common.logging import log_event
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,14 @@ def _provider_message(exc: openai.APIStatusError) -> str:
 
 
 def translate(exc: openai.OpenAIError, operation: str) -> AppError:
+    """The project's error for an SDK failure (see the table above); logs the quota alert line."""
     request_id = getattr(exc, "request_id", None)
     extra = {"openai_request_id": request_id} if request_id else {}
+    if isinstance(exc, openai.RateLimitError) and exc.code == "insufficient_quota":
+        # Not a passing limit: the project's billing quota is used up. The alerting matches this event.
+        log_event(log, "openai_quota_exhausted", level=logging.ERROR, operation=operation,
+                  openai_request_id=request_id)
+        return OpenAIQuotaExhaustedError(f"OpenAI quota exhausted during {operation}.", extra=extra)
     if isinstance(exc, openai.RateLimitError):
         return RateLimitedError(f"OpenAI rate limit during {operation}.",
                                 retry_after=retry_after_seconds(exc.response.headers), extra=extra)
@@ -89,6 +99,6 @@ def translated(operation: str) -> Iterator[None]:
         yield
     except openai.OpenAIError as exc:
         error = translate(exc, operation)
-        log.log(logging.INFO if isinstance(error, UpstreamNotFoundError) else logging.WARNING,"openai %s failed: %s (%s, openai_request_id=%s)", operation, error.code,
+        log.log(logging.INFO if isinstance(error, UpstreamNotFoundError) else logging.WARNING, "openai %s failed: %s (%s, openai_request_id=%s)", operation, error.code,
                     type(exc).__name__, error.extra.get("openai_request_id"))
         raise error from exc

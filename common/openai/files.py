@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
 import openai
 
-from common.errors import UpstreamNotFoundError
+from common.errors import UpstreamNotFoundError, UpstreamUnavailableError
 from common.openai.errors import translated
+from common.uploads import as_sent_to_openai
 
 log = logging.getLogger(__name__)
 
 _SEPARATOR = "__"
 _DOCUMENT_PREFIX = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})__")
-STORE_METADATA_APP = "docchat"
+OBJECT_METADATA_APP = "docchat"  # metadata ``app`` of every vector store and conversation this service makes
 
 
 def openai_filename(document_id: str, name: str) -> str:
@@ -72,6 +74,8 @@ class Store:
     vector_store_id: str
     user_id: str | None
     usage_bytes: int
+    created_at: int = 0
+    attempt: str | None = None
 
 
 def _store_file(f: object) -> StoreFile:
@@ -93,12 +97,47 @@ class DocumentFiles:
         self._client = client
         self._no_retry = client.with_options(max_retries=0)
 
-    def create_store(self, user_id: str) -> str:
-        with translated("vector store creation"):
-            store = self._client.vector_stores.create(
-                name=f"docchat-user-{user_id}", metadata={"app": STORE_METADATA_APP, "user_id": user_id})
-        log.info("created vector store %s for user %s (openai_request_id=%s)", store.id, user_id, store._request_id)
-        return store.id
+    def create_store(self, user_id: str, *, attempts: int = 3) -> str:
+        """A new vector store for ``user_id``, made at most once per call.
+
+        The SDK would re-send a timed-out create without an idempotency key (two stores for one call),
+        so the create is not retried by the SDK: the store carries an ``attempt`` nonce in its
+        metadata, and after a timeout or 5xx the project's stores are searched for that nonce before
+        creating again. Raises the last UpstreamUnavailableError after ``attempts`` tries. A store
+        that is made but never recorded is removed by :func:`common.openai_orphans.sweep_orphan_stores`.
+        """
+        attempt = uuid.uuid4().hex
+        metadata = {"app": OBJECT_METADATA_APP, "user_id": user_id, "attempt": attempt}
+        for number in range(1, attempts + 1):
+            try:
+                with translated("vector store creation"):
+                    store = self._no_retry.vector_stores.create(name=f"docchat-user-{user_id}", metadata=metadata)
+            except UpstreamUnavailableError:
+                found = self.find_store(attempt)
+                if found is not None:
+                    log.info("vector store %s for user %s was created by a failed attempt", found, user_id)
+                    return found
+                if number == attempts:
+                    raise
+                continue
+            log.info("created vector store %s for user %s (openai_request_id=%s)", store.id, user_id,
+                     store._request_id)
+            return store.id
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def find_store(self, attempt: str) -> str | None:
+        """The id of the store a create with this ``attempt`` nonce made, if any (newest first)."""
+        after: str | None = None
+        while True:
+            with translated("vector store lookup"):
+                page = self._no_retry.vector_stores.list(limit=100, order="desc",
+                                                         **({"after": after} if after else {}))
+            for store in page.data:
+                if (store.metadata or {}).get("attempt") == attempt:
+                    return str(store.id)
+            if not page.has_more or not page.data:
+                return None
+            after = page.data[-1].id
 
     def delete_store(self, vector_store_id: str) -> bool:
         try:
@@ -109,11 +148,13 @@ class DocumentFiles:
         return True
 
     def upload(self, document_id: str, name: str, content: bytes | IO[bytes], mime_type: str) -> tuple[str, str | None]:
-        """Create the OpenAI file; returns (file id, OpenAI request id). Not retried by the SDK: a
+        """Create the OpenAI file; returns (file id, OpenAI request id). A type ``file_search`` cannot
+        read is sent converted (see :data:`common.uploads.ACCEPTED_TYPES`). Not retried by the SDK: a
         blind retry could leave a second file (it would still be traceable by its name)."""
+        sent_name, sent_content, sent_mime = as_sent_to_openai(name, content, mime_type)
         with translated("file upload"):
             created = self._no_retry.files.create(
-                file=(openai_filename(document_id, name), content, mime_type), purpose="assistants")
+                file=(openai_filename(document_id, sent_name), sent_content, sent_mime), purpose="assistants")
         return created.id, created._request_id
 
     def attach(self, vector_store_id: str, file_id: str, *, document_id: str, owner_id: str) -> StoreFile:
@@ -185,8 +226,9 @@ class DocumentFiles:
             with translated("vector store listing"):
                 page = self._client.vector_stores.list(limit=page_size, order="asc",
                                                        **({"after": after} if after else {}))
-            items = [Store(s.id, (s.metadata or {}).get("user_id"), s.usage_bytes or 0) for s in page.data
-                     if (s.metadata or {}).get("app") == STORE_METADATA_APP]
+            items = [Store(s.id, (s.metadata or {}).get("user_id"), s.usage_bytes or 0, s.created_at or 0,
+                           (s.metadata or {}).get("attempt"))
+                     for s in page.data if (s.metadata or {}).get("app") == OBJECT_METADATA_APP]
             if items:
                 yield items
             if not page.has_more or not page.data:

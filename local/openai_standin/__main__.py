@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from .server import StandinServer
 
@@ -18,13 +19,26 @@ def main(argv: list[str] | None = None) -> None:
                         help="persist the state here (default: in memory only)")
     parser.add_argument("--processing-seconds", type=float, default=0.0,
                         help="how long an attached vector store file stays in_progress (default 0)")
+    parser.add_argument("--reasoning-share", type=float, default=None,
+                        help="share of output tokens that is reasoning, 0 to 0.99 (default 0.5)")
+    parser.add_argument("--openapi-document", type=Path, default=None,
+                        help="OpenAI's OpenAPI document to validate requests against (default: "
+                             "$OPENAI_STANDIN_OPENAPI_DOCUMENT, else ../shared/reference/openai-openapi.json if present)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options: dict[str, Any] = {"reasoning_share": args.reasoning_share}
+    if args.openapi_document is not None:
+        options["openapi_document"] = args.openapi_document
     server = StandinServer(data_dir=args.data_dir, host=args.host, port=args.port,
-                           processing_seconds=args.processing_seconds)
-    logging.getLogger(__name__).info("OpenAI stand-in listening on %s", server.base_url)
+                           processing_seconds=args.processing_seconds, **options)
+    log = logging.getLogger(__name__)
+    log.info("OpenAI stand-in listening on %s", server.base_url)
+    if server.schemas is None:
+        log.warning("no OpenAPI document: requests get the stand-in's own checks only")
+    else:
+        log.info("requests are validated against %s", server.schemas.path)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

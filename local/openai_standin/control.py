@@ -5,12 +5,13 @@ local stack or a test in a separate process can drive a running stand-in:
 
     GET    /_standin/health
     GET    /_standin/faults                 pending faults
-    POST   /_standin/faults                 {path, method?, status?, retry_after?, delay?, drop?, times?}
+    POST   /_standin/faults                 {path, method?, status?, retry_after?, delay?, drop?, times?,
+                                             code?, cut_after_created?}
     DELETE /_standin/faults                 clear faults and processing failures
     POST   /_standin/processing_failures    {file_id?, code?, message?}
     GET    /_standin/requests               {"data": [{method, path, query, json, headers}]}
     DELETE /_standin/requests
-    GET    /_standin/settings, PUT /_standin/settings   {processing_seconds}
+    GET    /_standin/settings, PUT /_standin/settings   {processing_seconds?, reasoning_share?}
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def add_fault() -> tuple[Response, int]:
         path=_typed(body, "path", str, required=True), method=_typed(body, "method", str),
         status=_typed(body, "status", int), retry_after=_typed(body, "retry_after", int),
         delay=float(_typed(body, "delay", (int, float)) or 0.0), drop=bool(_typed(body, "drop", bool)),
-        times=_typed(body, "times", int) or 1))
+        times=_typed(body, "times", int) or 1, code=_typed(body, "code", str),
+        cut_after_created=bool(_typed(body, "cut_after_created", bool))))
     services().faults.add(fault)
     return jsonify(fault.to_json()), 201
 
@@ -80,17 +82,28 @@ def clear_requests() -> Response:
 
 @blueprint.get("/settings")
 def get_settings() -> Response:
-    return jsonify({"processing_seconds": services().state.processing_seconds})
+    state = services().state
+    return jsonify({"processing_seconds": state.processing_seconds, "reasoning_share": state.reasoning_share})
 
 
 @blueprint.put("/settings")
 def put_settings() -> Response:
     body = json_body()
-    seconds = _typed(body, "processing_seconds", (int, float), required=True)
-    if seconds < 0:
+    seconds = _typed(body, "processing_seconds", (int, float))
+    share = _typed(body, "reasoning_share", (int, float))
+    if seconds is None and share is None:
+        raise invalid_request("Give processing_seconds or reasoning_share.", param="processing_seconds",
+                              code="missing_required_parameter")
+    if seconds is not None and seconds < 0:
         raise invalid_request("processing_seconds must not be negative.", param="processing_seconds")
-    services().state.processing_seconds = float(seconds)
-    return jsonify({"processing_seconds": float(seconds)})
+    if share is not None and not 0 <= share <= 0.99:
+        raise invalid_request("reasoning_share must be between 0 and 0.99.", param="reasoning_share")
+    state = services().state
+    if seconds is not None:
+        state.processing_seconds = float(seconds)
+    if share is not None:
+        state.reasoning_share = float(share)
+    return get_settings()
 
 
 def _typed(body: dict[str, Any], key: str, kind: type | tuple[type, ...], *, required: bool = False) -> Any:

@@ -39,6 +39,12 @@ _FAULT_MESSAGES: dict[int, tuple[str, str | None]] = {
     502: ("Bad gateway.", "server_error"),
     503: ("The engine is currently overloaded, please try again later.", "service_unavailable"),
 }
+# Errors a fault may name by code, answered with OpenAI's own message and type for them.
+_FAULT_CODES: dict[str, tuple[str, str]] = {
+    "insufficient_quota": ("You exceeded your current quota, please check your plan and billing details.",
+                           "insufficient_quota"),
+    "rate_limit_exceeded": ("Rate limit reached for requests. Please try again later.", "requests"),
+}
 
 
 class ApiError(Exception):
@@ -77,8 +83,13 @@ def not_found(message: str, *, param: str | None = None) -> ApiError:
     return ApiError(404, message, param=param)
 
 
-def error_for_status(status: int, retry_after: int | None = None) -> ApiError:
-    """The error a fault answers with: OpenAI's usual message, type and code for ``status``."""
-    message, code = _FAULT_MESSAGES.get(status, _FAULT_MESSAGES[500] if status >= 500 else ("Injected fault.", None))
+def error_for_status(status: int, retry_after: int | None = None, code: str | None = None) -> ApiError:
+    """The error a fault answers with: OpenAI's usual message, type and code for ``status`` (or for
+    ``code``, e.g. ``insufficient_quota``, which OpenAI answers with 429 and no Retry-After)."""
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-    return ApiError(status, message, code=code, headers=headers)
+    if code is not None:
+        message, kind = _FAULT_CODES.get(code, ("Injected fault.", _TYPE_BY_STATUS.get(status, "server_error")))
+        return ApiError(status, message, type=kind, code=code, headers=headers)
+    message, default_code = _FAULT_MESSAGES.get(status, _FAULT_MESSAGES[500] if status >= 500
+                                                else ("Injected fault.", None))
+    return ApiError(status, message, code=default_code, headers=headers)

@@ -2,7 +2,8 @@
 
 A :class:`Fault` matches requests by a regular expression searched in the path after ``/v1`` and,
 optionally, the method; for its next ``times`` matches it waits ``delay`` seconds and then drops the
-connection, answers an error status, or lets the request through. A :class:`ProcessingFailure`
+connection, answers an error status (with OpenAI's ``code``, e.g. ``insufficient_quota``), lets the
+request through, or lets it through and cuts its event stream right after ``response.created``. A :class:`ProcessingFailure`
 makes the next vector-store ingestion (or that of one file) end ``failed``. Both are thread-safe:
 the server answers on many threads while a test adds faults from another.
 """
@@ -33,6 +34,8 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     times: int = 1
+    code: str | None = None
+    cut_after_created: bool = False
     pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +47,10 @@ class Fault:
             raise ValueError("a fault either drops the connection or answers a status, not both")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
+        if self.code is not None and self.status is None:
+            raise ValueError("an error code needs a status")
+        if self.cut_after_created and (self.drop or self.status is not None):
+            raise ValueError("a stream cut lets the request through: no status, no drop")
         if self.retry_after is not None and self.retry_after < 0:
             raise ValueError("retry_after must not be negative")
         self.method = self.method.upper() if self.method else None
@@ -52,7 +59,8 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         """The fault as the control API shows it."""
         return {"path": self.path, "method": self.method, "status": self.status, "retry_after": self.retry_after,
-                "delay": self.delay, "drop": self.drop, "times": self.times}
+                "delay": self.delay, "drop": self.drop, "times": self.times, "code": self.code,
+                "cut_after_created": self.cut_after_created}
 
 
 @dataclass(frozen=True)

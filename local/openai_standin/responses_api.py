@@ -8,6 +8,7 @@ output items are appended to it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -35,14 +36,21 @@ INCLUDABLE = frozenset({
 })
 # Parameters of responses.create: the ones the stand-in acts on, and the ones it accepts and ignores.
 _USED = frozenset({"model", "input", "instructions", "conversation", "previous_response_id", "tools", "include",
-                   "max_output_tokens", "max_tool_calls", "metadata", "safety_identifier", "store", "stream"})
+                   "max_output_tokens", "max_tool_calls", "metadata", "safety_identifier", "store", "stream",
+                   "reasoning", "truncation", "tool_choice", "service_tier", "text", "stream_options"})
 _ECHOED: dict[str, type | tuple[type, ...]] = {
     "temperature": (int, float), "top_p": (int, float), "prompt_cache_key": str, "user": str,
     "parallel_tool_calls": bool,
 }
 _IGNORED = frozenset({"access_programs", "background", "background_options", "context_management", "image",
-                      "moderation", "prompt", "prompt_cache_options", "prompt_cache_retention", "reasoning",
-                      "service_tier", "stream_options", "text", "tool_choice", "top_logprobs", "truncation"})
+                      "moderation", "prompt", "prompt_cache_options", "prompt_cache_retention", "top_logprobs"})
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+TRUNCATIONS = ("auto", "disabled")
+TOOL_CHOICES = ("none", "auto", "required")
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
+TEXT_FORMATS = ("text", "json_object", "json_schema")
+MAX_SAFETY_IDENTIFIER = 64
+EFFORTS_REFUSED_BY_MODEL = {"gpt-6.1-sol": ("none", "minimal")}  # per the models' pages
 
 
 @blueprint.post("/responses")
@@ -73,7 +81,7 @@ def create_response() -> Response:
                                 for item in turn.input_items],
             }
     if body.get("stream"):
-        return Response(stream_events(payload), mimetype="text/event-stream",
+        return Response(stream_events(payload, obfuscation=turn.obfuscation), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache"})
     return jsonify(payload)
 
@@ -144,7 +152,9 @@ def _parse_turn(state: State, body: dict[str, Any]) -> Turn:
     if body.get("max_tool_calls") is not None:
         turn.max_tool_calls = require_int(body["max_tool_calls"], "max_tool_calls", minimum=0)
     if body.get("safety_identifier") is not None:
-        turn.safety_identifier = require_string(body["safety_identifier"], "safety_identifier", max_chars=128)
+        turn.safety_identifier = require_string(body["safety_identifier"], "safety_identifier",
+                                                max_chars=MAX_SAFETY_IDENTIFIER)
+    _model_options(turn, body, state)
     _flag(body, "stream", default=False)
     for key, kind in _ECHOED.items():
         if body.get(key) is not None:
@@ -167,6 +177,56 @@ def _parse_turn(state: State, body: dict[str, Any]) -> Turn:
                 get_vector_store(state, vector_store_id)
     turn.question = last_user_text(input_items) or last_user_text(context)
     return turn
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], param: str) -> str:
+    if value not in allowed:
+        raise invalid_request(f"Invalid value: {json.dumps(value)[:40]}. Supported values are: "
+                              f"{', '.join(repr(a) for a in allowed)}.", param=param, code="invalid_value")
+    return str(value)
+
+
+def _model_options(turn: Turn, body: dict[str, Any], state: State) -> None:
+    """reasoning, truncation, tool_choice, service_tier, text and stream_options, checked as OpenAI does."""
+    if body.get("reasoning") is not None:
+        reasoning = require_object(body["reasoning"], "reasoning")
+        unknown = sorted(set(reasoning) - {"effort", "summary", "generate_summary"})
+        if unknown:
+            raise invalid_request(f"Unknown parameter: 'reasoning.{unknown[0]}'.", param=f"reasoning.{unknown[0]}",
+                                  code="unknown_parameter")
+        if reasoning.get("effort") is not None:
+            turn.reasoning_effort = _one_of(reasoning["effort"], REASONING_EFFORTS, "reasoning.effort")
+            if turn.reasoning_effort in EFFORTS_REFUSED_BY_MODEL.get(turn.model, ()):
+                raise invalid_request(f"Unsupported value: 'reasoning.effort' does not support "
+                                      f"'{turn.reasoning_effort}' with this model.", param="reasoning.effort",
+                                      code="unsupported_value")
+    turn.reasoning_effort = turn.reasoning_effort or "medium"
+    turn.reasoning_share = state.reasoning_share
+    if body.get("truncation") is not None:
+        turn.truncation = _one_of(body["truncation"], TRUNCATIONS, "truncation")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        if choice.get("type") != "file_search" or set(choice) != {"type"}:
+            raise invalid_request("Invalid value for 'tool_choice': the local stand-in supports only "
+                                  "{'type': 'file_search'} as a tool choice object.", param="tool_choice",
+                                  code="invalid_value")
+    elif choice is not None:
+        _one_of(choice, TOOL_CHOICES, "tool_choice")
+    if body.get("service_tier") is not None:
+        _one_of(body["service_tier"], SERVICE_TIERS, "service_tier")
+    if body.get("text") is not None:
+        text = require_object(body["text"], "text")
+        if text.get("format") is not None:
+            _one_of(require_object(text["format"], "text.format").get("type"), TEXT_FORMATS, "text.format.type")
+        if text.get("verbosity") is not None:
+            _one_of(text["verbosity"], ("low", "medium", "high"), "text.verbosity")
+    if body.get("stream_options") is not None:
+        options = require_object(body["stream_options"], "stream_options")
+        if options.get("include_obfuscation") is not None:
+            if not isinstance(options["include_obfuscation"], bool):
+                raise invalid_request("Invalid type for 'stream_options.include_obfuscation': expected a boolean.",
+                                      param="stream_options.include_obfuscation", code="invalid_type")
+            turn.obfuscation = options["include_obfuscation"]
 
 
 def _search_tool(value: Any) -> SearchRequest | None:

@@ -29,13 +29,22 @@ from werkzeug.wsgi import get_input_stream
 from . import control, conversations_api, files_api, responses_api, vector_stores_api
 from .errors import ApiError, error_for_status
 from .faults import Fault, FaultInjector, ProcessingFailure, RecordedRequest, RequestLog
+from .openapi import RequestSchemas, default_document
 from .state import State
 from .web import EXTENSION_KEY, Services
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
+DEFAULT_DOCUMENT = object()  # StandinServer's openapi_document when not given: see openapi.default_document
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024 + 1024 * 1024  # OpenAI's 512 MB per file, plus the multipart framing
+
+# What OpenAI sends on every answer; the stand-in has no limits, so the figures never run down.
+RATE_LIMIT_HEADERS = (
+    ("x-ratelimit-limit-requests", "10000"), ("x-ratelimit-limit-tokens", "10000000"),
+    ("x-ratelimit-remaining-requests", "9999"), ("x-ratelimit-remaining-tokens", "9999000"),
+    ("x-ratelimit-reset-requests", "6ms"), ("x-ratelimit-reset-tokens", "6ms"),
+)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -57,6 +66,7 @@ def create_app(services: Services) -> Flask:
         if scheme.lower() != "bearer" or not key.strip():
             raise ApiError(401, "You didn't provide an API key. You need to provide your API key in an Authorization "
                                 "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        _check_against_document(services)
         return None
 
     @app.errorhandler(ApiError)
@@ -77,6 +87,21 @@ def create_app(services: Services) -> Flask:
     return app
 
 
+def _check_against_document(services: Services) -> None:
+    """Validate a JSON body against OpenAI's request schema (when the document is loaded); a body
+    that is not JSON is left to the route, which answers it with its own 400."""
+    if services.schemas is None or "json" not in (request.content_type or ""):
+        return
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return
+    services.schemas.check(request.method, request.path[len(API_PREFIX):], body)
+
+
 class _Gate:
     """WSGI middleware: request ids, recording and fault injection in front of the app."""
 
@@ -91,7 +116,7 @@ class _Gate:
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
-            headers += [("x-request-id", request_id), ("openai-version", "2020-10-01")]
+            headers += [("x-request-id", request_id), ("openai-version", "2020-10-01"), *RATE_LIMIT_HEADERS]
             return start_response(status, headers, exc_info)
 
         path = environ.get("PATH_INFO", "")
@@ -127,12 +152,31 @@ class _Gate:
                 connection.shutdown(socket.SHUT_RDWR)
             # Werkzeug treats a ConnectionError from the app as a dropped connection and answers nothing.
             raise ConnectionAbortedError("connection dropped by an injected fault")
+        if fault.cut_after_created:
+            return self._cut_after_first_event(self.app(environ, start), environ)
         if fault.status is not None:
-            error = error_for_status(fault.status, fault.retry_after)
+            error = error_for_status(fault.status, fault.retry_after, fault.code)
             response = Response(json.dumps(error.body()), status=fault.status, mimetype="application/json",
                                 headers=error.headers)
             return response(environ, start)
         return self.app(environ, start)
+
+
+    @staticmethod
+    def _cut_after_first_event(body: Iterable[bytes], environ: dict[str, Any]) -> Iterable[bytes]:
+        """Send the first event of a stream (``response.created``), then drop the connection. The
+        response itself is already made and stored, as it would be at OpenAI."""
+        for chunk in body:
+            yield chunk
+            if chunk.strip():
+                break
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        connection = environ.get("werkzeug.socket")
+        if connection is not None:
+            connection.shutdown(socket.SHUT_RDWR)
+        raise ConnectionAbortedError("stream cut by an injected fault")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -147,12 +191,17 @@ class StandinServer:
     """A running OpenAI stand-in on ``host:port`` (port 0 picks a free one); see :func:`start_standin`."""
 
     def __init__(self, data_dir: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                 processing_seconds: float = 0.0) -> None:
+                 processing_seconds: float = 0.0, openapi_document: Path | None | object = DEFAULT_DOCUMENT,
+                 reasoning_share: float | None = None) -> None:
         self.state = State(Path(data_dir) if data_dir is not None else None, processing_seconds=processing_seconds)
+        if reasoning_share is not None:
+            self.reasoning_share = reasoning_share
         self.faults = FaultInjector()
         self._log = RequestLog()
         self._stopping = threading.Event()
-        self.app = create_app(Services(self.state, self.faults, self._log))
+        document = default_document() if openapi_document is DEFAULT_DOCUMENT else openapi_document
+        self.schemas = RequestSchemas(Path(document)) if isinstance(document, (str, Path)) else None
+        self.app = create_app(Services(self.state, self.faults, self._log, self.schemas))
         gate = _Gate(self.app.wsgi_app, self.faults, self._log, self._stopping)
         self.app.wsgi_app = gate  # type: ignore[method-assign]
         self._server: BaseWSGIServer = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
@@ -175,6 +224,17 @@ class StandinServer:
         if seconds < 0:
             raise ValueError("processing_seconds must not be negative")
         self.state.processing_seconds = seconds
+
+    @property
+    def reasoning_share(self) -> float:
+        """The share of each response's output tokens that is reasoning (0 to 0.99)."""
+        return self.state.reasoning_share
+
+    @reasoning_share.setter
+    def reasoning_share(self, share: float) -> None:
+        if not 0 <= share <= 0.99:
+            raise ValueError("reasoning_share must be between 0 and 0.99")
+        self.state.reasoning_share = share
 
     def start(self) -> StandinServer:
         """Serve in a background thread; the socket is already listening."""
@@ -210,15 +270,18 @@ class StandinServer:
     # -- faults and records ----------------------------------------------------------------------
 
     def inject_fault(self, path: str, *, method: str | None = None, status: int | None = None,
-                     retry_after: int | None = None, delay: float = 0.0, drop: bool = False, times: int = 1) -> None:
+                     retry_after: int | None = None, delay: float = 0.0, drop: bool = False, times: int = 1,
+                     code: str | None = None, cut_after_created: bool = False) -> None:
         """Make the next ``times`` requests whose path after ``/v1`` matches the regex ``path`` fail.
 
         Each waits ``delay`` seconds, then the connection is dropped (``drop``), or an OpenAI-shaped
-        error with ``status`` is answered (``Retry-After`` when ``retry_after`` is given), or the
-        request proceeds. Raises ValueError for a contradictory or out-of-range fault.
+        error with ``status`` is answered (``code`` names OpenAI's error, e.g. ``insufficient_quota``;
+        ``Retry-After`` when ``retry_after`` is given), or the request proceeds (with its event stream
+        cut right after the first event when ``cut_after_created``). Raises ValueError for a
+        contradictory or out-of-range fault.
         """
         self.faults.add(Fault(path=path, method=method, status=status, retry_after=retry_after, delay=delay,
-                              drop=drop, times=times))
+                              drop=drop, times=times, code=code, cut_after_created=cut_after_created))
 
     def fail_processing(self, file_id: str | None = None, code: str = "unsupported_file",
                         message: str = control.DEFAULT_FAILURE_MESSAGE) -> None:
@@ -240,6 +303,8 @@ class StandinServer:
 
 
 def start_standin(data_dir: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                  processing_seconds: float = 0.0) -> StandinServer:
-    """Start a stand-in in a background thread; returns once it is listening."""
-    return StandinServer(data_dir=data_dir, host=host, port=port, processing_seconds=processing_seconds).start()
+                  processing_seconds: float = 0.0, **options: Any) -> StandinServer:
+    """Start a stand-in in a background thread (``options``: ``openapi_document``,
+    ``reasoning_share``); returns once it is listening."""
+    return StandinServer(data_dir=data_dir, host=host, port=port, processing_seconds=processing_seconds,
+                         **options).start()

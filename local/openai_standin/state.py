@@ -36,6 +36,8 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
+DEFAULT_REASONING_SHARE = 0.5  # a reasoning model at low effort; a recorded medium-effort turn: 448/543
+
 class StateFileError(Exception):
     """The state file on disk cannot be read as a stand-in state."""
 
@@ -43,13 +45,15 @@ class StateFileError(Exception):
 class State:
     """Every object the stand-in keeps, with its persistence.
 
-    ``processing_seconds`` is how long a vector store file stays ``in_progress`` after it is attached.
+    ``processing_seconds`` is how long a vector store file stays ``in_progress`` after it is attached;
+    ``reasoning_share`` the share of a response's output tokens that is reasoning (0 to 0.99).
     """
 
     def __init__(self, data_dir: Path | None = None, *, processing_seconds: float = 0.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.data_dir = data_dir
         self.processing_seconds = processing_seconds
+        self.reasoning_share = DEFAULT_REASONING_SHARE
         self.clock = clock
         self._lock = threading.RLock()
         self._seq = 0

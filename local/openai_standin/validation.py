@@ -59,6 +59,14 @@ def require_int(value: object, param: str, *, minimum: int | None = None, maximu
     return value
 
 
+def require_known_keys(node: dict[str, Any], allowed: set[str] | frozenset[str], param: str | None = None) -> None:
+    """A 400 ``unknown_parameter`` for the first key of ``node`` outside ``allowed``."""
+    unknown = sorted(set(node) - set(allowed))
+    if unknown:
+        name = f"{param}.{unknown[0]}" if param else unknown[0]
+        raise invalid_request(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+
+
 def validate_metadata(value: object, param: str = "metadata") -> dict[str, str]:
     """Metadata: at most 16 string pairs, keys up to 64 and values up to 512 characters."""
     if value is None:
@@ -100,6 +108,8 @@ def validate_filter(value: object, param: str = "filters") -> dict[str, Any]:
     """A comparison filter (eq, ne, gt, gte, lt, lte, in, nin) or a nestable and/or compound filter."""
     node = require_object(value, param)
     kind = node.get("type")
+    allowed = {"type", "filters"} if kind in COMPOUND_OPERATORS else {"type", "key", "value"}
+    require_known_keys(node, allowed, param)
     if kind in COMPOUND_OPERATORS:
         children = node.get("filters")
         if not isinstance(children, list) or not children:

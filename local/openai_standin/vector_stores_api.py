@@ -12,7 +12,7 @@ from .ingest import (attach_file, file_status, get_vector_store, remaining_secon
 from .listing import paginate, parse_list_params
 from .search import chunk_text, rank
 from .state import State, new_id
-from .validation import (require_int, require_object, require_string, validate_attributes,
+from .validation import (require_int, require_known_keys, require_object, require_string, validate_attributes,
                          validate_chunking_strategy, validate_filter, validate_metadata)
 from .web import json_body, services
 
@@ -25,6 +25,7 @@ MAX_FILE_IDS_ON_CREATE = 500
 @blueprint.post("/vector_stores")
 def create_vector_store() -> Response:
     body = json_body()
+    require_known_keys(body, {"name", "description", "metadata", "expires_after", "file_ids", "chunking_strategy"})
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         raise invalid_request("Invalid type for 'name': expected a string.", param="name", code="invalid_type")
@@ -70,6 +71,7 @@ def retrieve_vector_store(vector_store_id: str) -> Response:
 @blueprint.post("/vector_stores/<vector_store_id>")
 def update_vector_store(vector_store_id: str) -> Response:
     body = json_body()
+    require_known_keys(body, {"name", "metadata", "expires_after"})
     state = services().state
     with state.changing():
         record = get_vector_store(state, vector_store_id)
@@ -95,6 +97,7 @@ def delete_vector_store(vector_store_id: str) -> Response:
 @blueprint.post("/vector_stores/<vector_store_id>/files")
 def create_vector_store_file(vector_store_id: str) -> Response:
     body = json_body()
+    require_known_keys(body, {"file_id", "attributes", "chunking_strategy"})
     file_id = require_string(body.get("file_id"), "file_id")
     attributes = validate_attributes(body.get("attributes"))
     strategy = validate_chunking_strategy(body.get("chunking_strategy"))
@@ -137,6 +140,7 @@ def retrieve_vector_store_file(vector_store_id: str, file_id: str) -> Response:
 @blueprint.post("/vector_stores/<vector_store_id>/files/<file_id>")
 def update_vector_store_file(vector_store_id: str, file_id: str) -> Response:
     body = json_body()
+    require_known_keys(body, {"attributes"})
     if "attributes" not in body:
         raise invalid_request("Missing required parameter: 'attributes'.", param="attributes",
                               code="missing_required_parameter")
@@ -172,6 +176,7 @@ def vector_store_file_content(vector_store_id: str, file_id: str) -> Response:
 @blueprint.post("/vector_stores/<vector_store_id>/search")
 def search_vector_store(vector_store_id: str) -> Response:
     body = json_body()
+    require_known_keys(body, {"query", "filters", "max_num_results", "ranking_options", "rewrite_query"})
     query = body.get("query")
     queries = ([require_string(item, f"query[{index}]") for index, item in enumerate(query)]
                if isinstance(query, list) else [require_string(query, "query")])
@@ -209,6 +214,7 @@ def _expires_after(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     node = require_object(value, "expires_after")
+    require_known_keys(node, {"anchor", "days"}, "expires_after")
     if node.get("anchor") != "last_active_at":
         raise invalid_request("Invalid value for 'expires_after.anchor': expected 'last_active_at'.",
                               param="expires_after.anchor", code="invalid_value")

@@ -10,6 +10,7 @@ from flask import current_app, request
 
 from .errors import invalid_request
 from .faults import FaultInjector, RequestLog
+from .openapi import RequestSchemas
 from .state import State
 
 EXTENSION_KEY = "openai_standin"
@@ -22,6 +23,7 @@ class Services:
     state: State
     faults: FaultInjector
     requests: RequestLog
+    schemas: RequestSchemas | None = None
 
 
 def services() -> Services:

@@ -15,12 +15,13 @@ GatewayFactory = Callable[..., OpenAIGateway]
 
 @pytest.fixture(scope="module")
 def make_gateway(standin: Any) -> Iterator[GatewayFactory]:
-    """``make_gateway(**OpenAISettings overrides)``: a gateway on its own SDK client, closed afterwards."""
+    """``make_gateway(server=None, **OpenAISettings overrides)``: a gateway on its own SDK client (for
+    the module's stand-in, or ``server``), closed afterwards."""
     made: list[OpenAIGateway] = []
 
-    def make(**overrides: Any) -> OpenAIGateway:
-        settings = OpenAISettings(**{"api_key": "sk-local", "base_url": standin.base_url, "timeout_seconds": 5.0,
-                                     "max_retries": 2, **overrides})
+    def make(server: Any = None, **overrides: Any) -> OpenAIGateway:
+        settings = OpenAISettings(**{"api_key": "sk-local", "base_url": (server or standin).base_url,
+                                     "timeout_seconds": 5.0, "max_retries": 2, **overrides})
         gateway = build_gateway(settings)
         made.append(gateway)
         return gateway

@@ -88,7 +88,8 @@ def test_conversation_turns_carry_context(gateway: OpenAIGateway) -> None:
 def test_bounds_are_sent_with_every_turn(gateway: OpenAIGateway, standin: Any) -> None:
     user = str(uuid.uuid4())
     params = gateway.chat.params(_turn(user, "vs_1", ["d1"], "q"))
-    assert params["max_output_tokens"] == 1024 and params["max_tool_calls"] == 2
+    assert params["max_output_tokens"] == 4096 and params["max_tool_calls"] == 2
+    assert params["reasoning"] == {"effort": "low"}
     assert params["tools"][0]["max_num_results"] == 8 and params["include"] == ["file_search_call.results"]
     no_docs = gateway.chat.params(_turn(user, None, [], "q"))
     assert "tools" not in no_docs

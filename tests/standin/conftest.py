@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from local.openai_standin import StandinServer
+from local.openai_standin.state import DEFAULT_REASONING_SHARE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_DOCUMENT = REPO_ROOT.parent / "shared" / "reference" / "openai-openapi.json"
@@ -44,13 +45,14 @@ def client(make_client: ClientFactory) -> openai.OpenAI:
 
 @pytest.fixture(autouse=True)
 def _reset_standin(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Leave no fault, no recorded request and no processing delay behind for the next test."""
+    """Leave no fault, no recorded request, no processing delay and no changed reasoning share behind."""
     yield
     if "standin" in request.fixturenames:
         server: StandinServer = request.getfixturevalue("standin")
         server.clear_faults()
         server.clear_requests()
         server.processing_seconds = 0.0
+        server.reasoning_share = DEFAULT_REASONING_SHARE
 
 
 @pytest.fixture

@@ -164,8 +164,9 @@ def test_payloads_show_the_states_they_stand_for(payloads: dict[str, Any]) -> No
     assert payloads["vs_file_in_progress"]["status"] == "in_progress"
     assert payloads["vs_file_completed"]["status"] == "completed"
     assert payloads["vs_file_failed"]["last_error"]["code"] == "unsupported_file"
-    assert payloads["response_cited"]["output"][1]["content"][0]["annotations"]
-    assert payloads["response_no_match"]["output"][1]["content"][0]["annotations"] == []
+    assert _message(payloads["response_cited"])["content"][0]["annotations"]
+    assert _message(payloads["response_no_match"])["content"][0]["annotations"] == []
+    assert payloads["response_cited"]["output"][0]["type"] == "reasoning"
     assert payloads["response_incomplete"]["status"] == "incomplete"
     assert payloads["stream_events_incomplete"][-1]["type"] == "response.incomplete"
     assert payloads["error"]["error"]["type"] == "invalid_request_error"
@@ -177,10 +178,25 @@ def test_payload_parses_with_the_sdk_types_in_strict_mode(payloads: dict[str, An
     check(payloads[case])
 
 
+def _message(response: dict[str, Any]) -> dict[str, Any]:
+    return next(item for item in response["output"] if item["type"] == "message")
+
+
+def _as_documented(event: dict[str, Any]) -> dict[str, Any]:
+    """A stream event with the one known gap between OpenAI's stream and its document closed: real
+    in-progress snapshots carry ``usage: null``, which the document's Response does not allow."""
+    snapshot = event.get("response")
+    if event["type"] in ("response.created", "response.in_progress") and snapshot is not None:
+        assert snapshot["usage"] is None
+        return dict(event, response={k: v for k, v in snapshot.items() if k != "usage"})
+    return event
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_payload_matches_the_openapi_document(payloads: dict[str, Any], openapi: Any, case: str) -> None:
     _, schema = CASES[case]
-    instances = payloads[case] if case.startswith("stream_events") else [payloads[case]]
+    instances = ([_as_documented(event) for event in payloads[case]] if case.startswith("stream_events")
+                 else [payloads[case]])
     problems = [f"{index}: {problem}" for index, instance in enumerate(instances)
                 for problem in openapi.errors(schema, instance)]
     assert problems == []

@@ -87,7 +87,7 @@ def test_state_survives_a_restart(tmp_path: Path, standin_factory: ServerFactory
     # then files, stores, attributes and conversations are back, and search works on the reloaded text
     assert again.files.content(file_id).read() == b"Laptops are replaced every three years."
     assert again.vector_stores.files.retrieve(file_id, vector_store_id=store).attributes == {"document_id": "d-9"}
-    assert len(again.conversations.items.list(conversation).data) == 3
+    assert len(again.conversations.items.list(conversation).data) == 4  # question, reasoning, search, answer
     answer = again.responses.create(model="gpt-6-luna", input="When are laptops replaced?",
                                     tools=[{"type": "file_search", "vector_store_ids": [store]}])
     assert "three years" in answer.output_text
@@ -126,3 +126,38 @@ def test_command_line_server_answers_the_sdk(cli_server: str) -> None:
     control = cli_server.removesuffix("/v1") + "/_standin"
     assert httpx2.get(f"{control}/health").json() == {"status": "ok"}
     assert httpx2.get(f"{control}/requests").json()["data"][0]["path"] == "/v1/files"
+
+
+def test_quota_and_stream_cut_faults_over_http(client: openai.OpenAI, standin: StandinServer) -> None:
+    # given an insufficient_quota fault and a stream cut, added over HTTP
+    quota = {"path": "^/responses$", "status": 429, "code": "insufficient_quota"}
+    assert httpx2.post(f"{_control(standin)}/faults", json=quota).status_code == 201
+    cut = {"path": "^/responses$", "cut_after_created": True}
+    assert httpx2.post(f"{_control(standin)}/faults", json=cut).status_code == 201
+    # then the first turn meets the quota, and the second stream stops after response.created
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.responses.create(model="gpt-6-luna", input="hello")
+    assert caught.value.code == "insufficient_quota"
+    seen: list[str] = []
+    created_id = ""
+    with pytest.raises(openai.APIConnectionError):
+        for event in client.responses.create(model="gpt-6-luna", input="hello", stream=True):
+            seen.append(event.type)
+            if event.type == "response.created":
+                created_id = event.response.id
+    assert seen == ["response.created"] and created_id
+    # and the response it cut is stored, complete, with its usage
+    stored = client.responses.retrieve(created_id)
+    assert stored.status == "completed" and stored.usage is not None and stored.usage.output_tokens > 0
+    # a cut that also answers a status is contradictory
+    bad = {"path": "x", "cut_after_created": True, "status": 500}
+    assert httpx2.post(f"{_control(standin)}/faults", json=bad).status_code == 400
+
+
+def test_reasoning_share_over_http(client: openai.OpenAI, standin: StandinServer) -> None:
+    settings = f"{_control(standin)}/settings"
+    assert httpx2.put(settings, json={"reasoning_share": 1.5}).status_code == 400
+    assert httpx2.put(settings, json={"reasoning_share": 0}).json()["reasoning_share"] == 0
+    answer = client.responses.create(model="gpt-6-luna", input="hello")
+    assert answer.usage is not None and answer.usage.output_tokens_details.reasoning_tokens == 0
+    assert [item.type for item in answer.output] == ["message"]

@@ -29,7 +29,7 @@ def _file_search(*vector_store_ids: str, **options: Any) -> list[Any]:
 
 
 def _search_call(response: Response) -> ResponseFileSearchToolCall:
-    item = response.output[0]
+    item = next(item for item in response.output if item.type != "reasoning")
     assert isinstance(item, ResponseFileSearchToolCall)
     return item
 
@@ -63,7 +63,7 @@ def test_answer_quotes_and_cites_the_document_that_holds_it(client: openai.OpenA
                                        tools=_file_search(library["store"]), include=["file_search_call.results"])
     # then a file search ran and the answer quotes and cites that document only
     search, (message, text) = _search_call(response), _answer(response)
-    assert len(response.output) == 2 and search.status == "completed"
+    assert [item.type for item in response.output] == ["reasoning", "file_search_call", "message"] and search.status == "completed"
     assert search.id.startswith("fs_") and search.queries == ["Within how many days are refunds accepted?"]
     assert search.results is not None and search.results[0].file_id == library["refunds"]
     assert search.results[0].attributes == {"document_id": "doc-refunds", "user_id": "u-1"}
@@ -143,7 +143,8 @@ def test_conversation_turns_accumulate_items_and_cache_the_prefix(client: openai
     # then each turn added its input and output items, listed newest first by default
     items = client.conversations.items.list(conversation.id)
     kinds = [(item.type, getattr(item, "role", None)) for item in items.data]
-    assert kinds == [("message", "assistant"), ("file_search_call", None), ("message", "user")] * 2
+    assert kinds == [("message", "assistant"), ("file_search_call", None), ("reasoning", None),
+                     ("message", "user")] * 2
     oldest_first = client.conversations.items.list(conversation.id, order="asc", limit=3)
     first_item = oldest_first.data[0]
     assert isinstance(first_item, Message) and isinstance(first_item.content[0], ResponseInputText)
@@ -195,8 +196,8 @@ def test_stream_yields_openai_event_order_and_final_usage(client: openai.OpenAI,
     kinds = [event.type for event in events]
     runs = [(kind, len(list(group))) for kind, group in groupby(kinds)]
     assert [kind for kind, _ in runs] == [
-        "response.created", "response.in_progress", "response.output_item.added",
-        "response.file_search_call.in_progress", "response.file_search_call.searching",
+        "response.created", "response.in_progress", "response.output_item.added", "response.output_item.done",
+        "response.output_item.added", "response.file_search_call.in_progress", "response.file_search_call.searching",
         "response.file_search_call.completed", "response.output_item.done", "response.output_item.added",
         "response.content_part.added", "response.output_text.delta", "response.output_text.annotation.added",
         "response.output_text.done", "response.content_part.done", "response.output_item.done",
@@ -239,7 +240,7 @@ def test_max_output_tokens_below_16_is_a_bad_request(client: openai.OpenAI) -> N
 def test_max_tool_calls_zero_skips_the_search(client: openai.OpenAI, library: dict[str, str]) -> None:
     response = client.responses.create(model=MODEL, input="refunds", tools=_file_search(library["store"]),
                                        max_tool_calls=0)
-    assert [item.type for item in response.output] == ["message"]
+    assert [item.type for item in response.output] == ["reasoning", "message"]
 
 
 def test_stored_responses_can_be_retrieved_and_deleted(client: openai.OpenAI, library: dict[str, str]) -> None:

@@ -222,7 +222,6 @@ def _docx(text: str) -> bytes:
     ("page.html", b"<html><head><style>.x{}</style></head><body><p>Parking permits renew yearly.</p>"
                   b"<script>var permits = 1;</script></body></html>"),
     ("data.json", b'{"topic": "Parking permits renew yearly."}'),
-    ("table.csv", b"topic,rule\nparking permits,renew yearly\n"),
     ("notes.md", b"# Parking\n\nParking permits renew yearly."),
     ("utf16.txt", "Parking permits renew yearly.".encode("utf-16")),
     ("scan.pdf", _pdf("Parking permits renew yearly.")),
