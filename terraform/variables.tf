@@ -189,18 +189,6 @@ variable "supabase_secret_key" {
   }
 }
 
-variable "supabase_anon_key" {
-  description = "Supabase publishable key (sb_publishable_...) or legacy anon key (SUPABASE_ANON_KEY). Sent with user requests to PostgREST."
-  type        = string
-  sensitive   = true
-  nullable    = false
-
-  validation {
-    condition     = length(trimspace(var.supabase_anon_key)) > 0
-    error_message = "supabase_anon_key must not be empty."
-  }
-}
-
 variable "openai_api_key" {
   description = "OpenAI API key (OPENAI_API_KEY)."
   type        = string
