@@ -84,7 +84,7 @@ case "$cmd" in
     [ -n "${TFVARS:-}" ] && var_file=(-var-file="$(cd "$(dirname "$TFVARS")" && pwd)/$(basename "$TFVARS")")
     echo "== terraform apply" >&2
     terraform -chdir=terraform init -input=false
-    terraform -chdir=terraform apply -input=false "${var_file[@]}" "$@"
+    terraform -chdir=terraform apply "${var_file[@]}" "$@"
     echo "== migrating the Supabase database" >&2
     "$VENV/bin/python" -m common.db.migrate --target supabase
     echo "== smoke test" >&2

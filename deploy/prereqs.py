@@ -3,7 +3,7 @@
 ``python -m deploy.prereqs deploy`` checks the tools (gcloud, terraform), the gcloud login, the
 application-default credentials and the project, every Terraform variable without a default (from
 ``terraform/terraform.tfvars``, or the file named by ``TFVARS``, and ``TF_VAR_<name>``), that no given
-value is a placeholder, and ``DATABASE_URL`` for the migration. ``python -m deploy.prereqs migrate``
+value is a placeholder, and ``DATABASE_URL`` for the migration (set, and the database answers). ``python -m deploy.prereqs migrate``
 checks ``DATABASE_URL`` and that the database answers. Exit status 0 when all is there, else 1 after
 printing one line per problem.
 """
@@ -125,6 +125,8 @@ def deploy_problems(env: Mapping[str, str]) -> list[str]:
         problems.append("DATABASE_URL is not set: the Supabase database to migrate (its session pooler URL, port 5432)")
     elif PLACEHOLDER.search(env["DATABASE_URL"]):
         problems.append("DATABASE_URL holds a placeholder value")
+    else:
+        problems += migrate_problems(env)
     return problems
 
 

@@ -178,7 +178,7 @@ variable "registry_audience_override" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "supabase_secret_key" {
-  description = "Supabase secret key (sb_secret_...) or legacy service_role key (SUPABASE_SECRET_KEY). Used by the scheduled job and admin operations."
+  description = "Supabase secret key (sb_secret_...; Project Settings > API Keys > Secret keys) or, on older projects, the legacy service_role key (SUPABASE_SECRET_KEY). Every function calls the SQL API with it; never the publishable key."
   type        = string
   sensitive   = true
   nullable    = false

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from deploy.agreement import terraform_blocks, terraform_locals, terraform_resource
 from deploy.bundle import COMMON_DATA_FILES, bundle_members, function_names, write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +88,20 @@ def test_each_unpacked_bundle_starts_and_refuses_a_tokenless_request(name: str, 
     assert answer.status_code == 401, answer.text
     assert answer.headers["Content-Type"].startswith("application/problem+json")
     assert answer.json()["code"]
+
+
+def test_terraform_deploys_the_built_bundles_not_an_archive_of_the_repository() -> None:
+    # Given the configuration's locals and the source object
+    bundle = terraform_resource("google_storage_bucket_object", "bundle")
+    function = terraform_resource("google_cloudfunctions2_function", "fn")
+    all_functions = terraform_locals()["all_functions"]
+    # Then each function's object is its own dist/<name>.zip, named by its MD5, and the function
+    # builds from that object, serving functions/<name>/main.py as in the bundle
+    assert 'bundle = "${path.module}/../dist/${key}.zip"' in all_functions
+    assert (bundle["for_each"], bundle["source"]) == ("${local.functions}", "${each.value.bundle}")
+    assert bundle["name"] == "${each.key}-${filemd5(each.value.bundle)}.zip"
+    build = function["build_config"][0]
+    assert build["source"][0]["storage_source"][0]["object"] == "${google_storage_bucket_object.bundle[each.key].name}"
+    assert build["environment_variables"]["GOOGLE_FUNCTION_SOURCE"] == "${each.value.source_file}"
+    assert 'source_file = "functions/${key}/main.py"' in all_functions
+    assert "archive_file" not in str(terraform_blocks().get("data", []))

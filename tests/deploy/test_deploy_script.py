@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from deploy.prereqs import declared_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy.sh"
@@ -75,11 +78,15 @@ def test_deploy_with_everything_given_gets_past_the_variables(bare_path: str, tm
     done = run_script("deploy", path=bare_path, TFVARS=str(tfvars), TF_VAR_supabase_url="https://abcdefgh.supabase.co",
                       TF_VAR_supabase_secret_key="sb_publishable_wrong", TF_VAR_openai_api_key="sk-proj-abc123",
                       TF_VAR_alert_email="oncall@docchat.dev", TF_VAR_cors_origins='["https://app.docchat.dev"]',
-                      DATABASE_URL="postgresql://postgres.abcdefgh:pw@db.docchat.dev:5432/postgres")
+                      DATABASE_URL=unreachable_database_url())
     lines = missing_lines(done.stderr)
-    # Then only the tools, the stale variable and the wrong kind of key are reported
+    # Then only the tools, the stale variable, the wrong kind of key and the unreachable database are
+    # reported, the latter without its password
     assert done.returncode == 1
-    assert sorted(lines) == sorted([
+    assert "s3cret" not in done.stderr
+    unreachable = [line for line in lines if line.startswith("missing: the database in DATABASE_URL cannot be reached: ")]
+    assert len(unreachable) == 1
+    assert sorted(set(lines) - set(unreachable)) == sorted([
         "missing: gcloud is not installed or not on PATH (install the Google Cloud CLI)",
         "missing: terraform is not installed or not on PATH (install Terraform >= 1.11)",
         "missing: terraform variable supabase_anon_key is not declared in terraform/ (remove it)",
@@ -90,19 +97,32 @@ def test_deploy_with_everything_given_gets_past_the_variables(bare_path: str, tm
 @pytest.mark.parametrize(("args", "message"), [
     (("token",), "usage: ./deploy.sh token EMAIL"),
     (("migrate",), "missing: DATABASE_URL is not set"),
+    (("migrate", "DATABASE_URL"), "missing: the database in DATABASE_URL cannot be reached"),
     (("nonsense",), "unknown command: nonsense"),
 ])
 def test_other_subcommands_fail_with_a_message_not_a_traceback(args: tuple[str, ...], message: str, bare_path: str) -> None:
-    done = run_script(*args, path=bare_path)
+    # Given a subcommand missing what it needs (the "DATABASE_URL" case gives an unreachable one)
+    env = {"DATABASE_URL": unreachable_database_url()} if args[1:] == ("DATABASE_URL",) else {}
+    # When it runs, then it fails with the message and no traceback
+    done = run_script(*args[:1], path=bare_path, **env)
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_refresh_without_the_local_stack_says_so(bare_path: str) -> None:
+def closed_port() -> str:
+    """A loopback port nothing listens on."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+        return str(probe.getsockname()[1])
+
+
+def unreachable_database_url() -> str:
+    return f"postgresql://postgres:s3cret@127.0.0.1:{closed_port()}/postgres"
+
+
+def test_refresh_without_the_local_stack_says_so(bare_path: str) -> None:
+    port = closed_port()
     done = run_script("refresh", path=bare_path, PORT=port)
     assert done.returncode == 1
     assert f"the local stack is not running on port {port}" in done.stderr
@@ -114,3 +134,10 @@ def test_help_lists_every_subcommand(bare_path: str) -> None:
     assert done.returncode == 0
     for command in ("local", "test", "migrate", "token", "refresh", "bench", "build", "deploy"):
         assert f"./deploy.sh {command}" in done.stdout
+
+
+def test_the_tfvars_example_names_every_variable() -> None:
+    # Given every variable terraform/ declares
+    example = (ROOT / "terraform" / "terraform.tfvars.example").read_text()
+    # Then the example lists each one, set or commented with its default
+    assert [name for name in declared_variables() if not re.search(rf"^#?\s*{name}\s*=", example, re.M)] == []
