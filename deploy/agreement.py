@@ -35,13 +35,23 @@ def _env_names(node: ast.AST) -> set[str]:
     return names
 
 
-def _flow(node: ast.AST, assigned: dict[str, set[str]]) -> set[str]:
-    """Variables read in ``node`` directly or through local names assigned earlier in from_env."""
+def _flow(node: ast.AST, assigned: dict[str, set[str]], helpers: dict[str, ast.FunctionDef]) -> set[str]:
+    """Variables read in ``node`` directly, through local names assigned earlier in from_env, or in a
+    module-level helper function it calls."""
     found = _env_names(node)
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and sub.id in assigned:
             found |= assigned[sub.id]
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in helpers:
+            found |= _env_names(helpers[sub.func.id])
     return found
+
+
+def _settings_call(node: ast.AST) -> ast.Call | None:
+    """The ``cls(...)`` call that builds the Settings, if ``node`` is one."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "cls":
+        return node
+    return None
 
 
 def settings_fields(path: Path = SETTINGS_FILE) -> list[str]:
@@ -64,23 +74,24 @@ def settings_variables(path: Path = SETTINGS_FILE) -> tuple[dict[str, set[str]],
     from_env = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "from_env"), None)
     if from_env is None:
         raise AgreementError(f"{path}: no Settings.from_env")
+    helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     assigned: dict[str, set[str]] = {}
     fields: dict[str, set[str]] | None = None
     for statement in from_env.body:
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
-            value = statement.value
-            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "cls":
-                fields = {kw.arg: _flow(kw.value, assigned) for kw in value.keywords if kw.arg}
-            else:
-                assigned[statement.targets[0].id] = _flow(value, assigned)
+        built = _settings_call(statement.value) if isinstance(statement, (ast.Assign, ast.Return)) and statement.value else None
+        if built is not None:
+            fields = {kw.arg: _flow(kw.value, assigned, helpers) for kw in built.keywords if kw.arg}
+        elif isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name):
+            assigned[statement.targets[0].id] = _flow(statement.value, assigned, helpers)
         elif isinstance(statement, ast.If):
             # e.g. ``if api_key: openai_settings = OpenAISettings(...)``: the branch's names count.
             for inner in ast.walk(statement):
                 if isinstance(inner, ast.Assign) and len(inner.targets) == 1 and isinstance(inner.targets[0], ast.Name):
                     name = inner.targets[0].id
-                    assigned[name] = assigned.get(name, set()) | _flow(inner.value, assigned) | _flow(statement.test, assigned)
+                    assigned[name] = (assigned.get(name, set()) | _flow(inner.value, assigned, helpers)
+                                      | _flow(statement.test, assigned, helpers))
     if fields is None:
-        raise AgreementError(f"{path}: Settings.from_env has no `settings = cls(...)`")
+        raise AgreementError(f"{path}: Settings.from_env builds no `cls(...)`")
     return fields, every
 
 

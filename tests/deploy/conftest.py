@@ -38,13 +38,13 @@ def minimal_env(venv: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bundle_venv() -> Path:
     """A fresh virtualenv with only requirements.txt installed (cached under .cache/ by its hash)."""
     return cached_venv(ROOT / "requirements.txt")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def started(bundle_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Every bundle unpacked into its own empty folder and started under functions-framework at once;
     yields name -> base URL and stops them all afterwards."""

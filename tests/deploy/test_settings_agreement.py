@@ -115,3 +115,24 @@ def test_each_function_reads_only_its_own_secrets_and_the_scheduler_invokes_only
     ]
     scheduler_members = [m for m in members if "google_service_account.scheduler" in str(m.get("member", ""))]
     assert scheduler_members == [scheduler]
+
+
+def test_the_reader_follows_locals_branches_and_helpers_and_notices_a_stray_variable(tmp_path: Path) -> None:
+    # Given a settings module shaped like common/settings.py with a new field read through a helper
+    # and a variable read but never stored
+    module = tmp_path / "settings.py"
+    module.write_text(
+        "from dataclasses import dataclass\n"
+        "def _chat(r):\n    return r.integer('CHAT_NEW_BOUND', 1, 0, 9)\n"
+        "@dataclass(frozen=True)\nclass Settings:\n    database: object\n    chat: object\n"
+        "    @classmethod\n    def from_env(cls, env=None):\n"
+        "        r = Reader(env)\n        url = r.url('SUPABASE_URL')\n"
+        "        if url:\n            database = Db(url=url, key=r.optional('SUPABASE_SECRET_KEY'))\n"
+        "        r.optional('STRAY')\n"
+        "        return cls(database=database, chat=_chat(r))\n")
+    # When it is read
+    fields, every = settings_variables(module)
+    # Then each field has its variables and the stray one is read but reaches no field
+    assert settings_fields(module) == ["database", "chat"]
+    assert fields == {"database": {"SUPABASE_URL", "SUPABASE_SECRET_KEY"}, "chat": {"CHAT_NEW_BOUND"}}
+    assert every - set().union(*fields.values()) == {"STRAY"}
