@@ -141,3 +141,20 @@ def test_the_tfvars_example_names_every_variable() -> None:
     example = (ROOT / "terraform" / "terraform.tfvars.example").read_text()
     # Then the example lists each one, set or commented with its default
     assert [name for name in declared_variables() if not re.search(rf"^#?\s*{name}\s*=", example, re.M)] == []
+
+
+def test_deploy_names_each_missing_gcloud_piece(tmp_path: Path, bare_path: str) -> None:
+    # Given a gcloud with no account, no application-default credentials and no project (an external
+    # tool, stood in by a script ahead of the system's commands)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "gcloud").write_text("#!/bin/sh\ncase \"$*\" in\n  *print-access-token*) exit 1 ;;\n  *get-value*) echo '(unset)' ;;\nesac\n")
+    (tools / "gcloud").chmod(0o755)
+    # When deploy runs
+    done = run_script("deploy", path=f"{tools}:{bare_path}", TFVARS=str(tmp_path / "absent.tfvars"))
+    lines = missing_lines(done.stderr)
+    # Then each is its own line, and gcloud is not reported as missing
+    assert "missing: gcloud is not logged in: run `gcloud auth login`" in lines
+    assert "missing: no application-default credentials for Terraform: run `gcloud auth application-default login`" in lines
+    assert "missing: no gcloud project is set: run `gcloud config set project PROJECT_ID`" in lines
+    assert not any(line.startswith("missing: gcloud is not installed") for line in lines)
