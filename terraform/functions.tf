@@ -1,4 +1,4 @@
-# The six Cloud Run functions (gen2). One archive, one resource block; each.key is the entry point
+# The six Cloud Run functions (gen2). One bundle each, one resource block; each.key is the entry point
 # and the folder under functions/, each.value.name the Cloud Run service name.
 
 resource "google_cloudfunctions2_function" "fn" {
@@ -13,6 +13,8 @@ resource "google_cloudfunctions2_function" "fn" {
     entry_point = each.value.entry_point
     environment_variables = {
       # The buildpack serves this file instead of ./main.py (it becomes FUNCTION_SOURCE at run time).
+      # The bundle keeps functions/<name>/main.py at its repository path because main.py puts the
+      # folder two levels up (the bundle root, which holds common/) on sys.path.
       GOOGLE_FUNCTION_SOURCE = each.value.source_file
     }
     service_account = var.build_service_account
@@ -20,7 +22,7 @@ resource "google_cloudfunctions2_function" "fn" {
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
+        object = google_storage_bucket_object.bundle[each.key].name
       }
     }
   }
@@ -39,11 +41,12 @@ resource "google_cloudfunctions2_function" "fn" {
     # Cloud Scheduler does not count as internal traffic, so ALLOW_INTERNAL_ONLY would block it.
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = google_service_account.fn[each.key].email
     environment_variables          = local.function_env[each.key]
 
     dynamic "secret_environment_variables" {
-      for_each = local.secret_names
+      # Only the secrets this function's code reads (locals.tf).
+      for_each = local.function_secrets[each.key]
       iterator = env
       content {
         key        = env.value
@@ -58,8 +61,8 @@ resource "google_cloudfunctions2_function" "fn" {
 
   depends_on = [
     google_project_service.enabled,
-    # The runtime account must be able to read the secrets before the first revision starts.
-    google_secret_manager_secret_iam_member.runtime,
+    # Each account must be able to read its secrets before the first revision starts.
+    google_secret_manager_secret_iam_member.function,
   ]
 }
 

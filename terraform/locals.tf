@@ -32,6 +32,8 @@ locals {
         name        = "${var.name_prefix}${replace(key, "_", "-")}"
         entry_point = key
         source_file = "functions/${key}/main.py"
+        # Written by ./deploy.sh build (deploy/bundle.py) before every plan.
+        bundle = "${path.module}/../dist/${key}.zip"
       },
     )
   }
@@ -61,47 +63,87 @@ locals {
   # function, not the platform, ends a slow run (and records it).
   registry_attempt_deadline = local.functions.registry_refresh.timeout - 20
 
-  common_env = {
-    SUPABASE_URL           = local.supabase_url
-    JWT_ISSUER             = "${local.supabase_url}/auth/v1"
-    OPENAI_MODEL           = var.openai_model
-    CORS_ORIGINS           = join(",", var.cors_origins)
-    MAX_UPLOAD_BYTES       = tostring(var.max_upload_bytes)
-    CHAT_MAX_OUTPUT_TOKENS = tostring(var.chat_max_output_tokens)
-    CHAT_MAX_TOOL_CALLS    = tostring(var.chat_max_tool_calls)
-    CHAT_MAX_NUM_RESULTS   = tostring(var.chat_max_num_results)
-    GOOGLE_CLOUD_PROJECT   = var.project_id
-    LOG_LEVEL              = upper(var.log_level)
+  # Environment of each function: the settings groups its code reads (names as in common/settings.py).
+  # A test (tests/deploy) checks these lists against the code: every variable a function reads is
+  # given to it or left at the code's default for a stated reason, nothing else is given, and no
+  # secret is ever a plain variable.
+  env_groups = {
+    database = { plain = ["SUPABASE_URL"], secret = ["SUPABASE_SECRET_KEY", "DATABASE_URL"] }
+    auth     = { plain = ["SUPABASE_URL", "JWT_ISSUER"], secret = ["SUPABASE_JWT_SECRET"] }
+    openai = {
+      plain  = ["OPENAI_MODEL", "CHAT_MAX_OUTPUT_TOKENS", "CHAT_MAX_TOOL_CALLS", "CHAT_MAX_NUM_RESULTS"]
+      secret = ["OPENAI_API_KEY"]
+    }
+    registry = { plain = ["SCHEDULER_AUDIENCE", "SCHEDULER_SERVICE_ACCOUNT", "REGISTRY_TIME_BUDGET_SECONDS"], secret = [] }
+    browser  = { plain = ["CORS_ORIGINS"], secret = [] }
+    uploads  = { plain = ["MAX_UPLOAD_BYTES"], secret = [] }
+    logging  = { plain = ["GOOGLE_CLOUD_PROJECT", "LOG_LEVEL"], secret = [] }
   }
 
-  registry_env = {
+  # sessions and usage never call OpenAI; admin does, for its health probe (GET /admin/health).
+  function_env_groups = {
+    upload           = ["database", "auth", "openai", "browser", "uploads", "logging"]
+    chat             = ["database", "auth", "openai", "browser", "logging"]
+    sessions         = ["database", "auth", "browser", "logging"]
+    usage            = ["database", "auth", "browser", "logging"]
+    admin            = ["database", "auth", "openai", "browser", "logging"]
+    registry_refresh = ["database", "auth", "openai", "registry", "logging"]
+  }
+
+  plain_values = {
+    SUPABASE_URL                 = local.supabase_url
+    JWT_ISSUER                   = "${local.supabase_url}/auth/v1"
+    OPENAI_MODEL                 = var.openai_model
+    CHAT_MAX_OUTPUT_TOKENS       = tostring(var.chat_max_output_tokens)
+    CHAT_MAX_TOOL_CALLS          = tostring(var.chat_max_tool_calls)
+    CHAT_MAX_NUM_RESULTS         = tostring(var.chat_max_num_results)
     SCHEDULER_AUDIENCE           = local.registry_audience
     SCHEDULER_SERVICE_ACCOUNT    = google_service_account.scheduler.email
     REGISTRY_TIME_BUDGET_SECONDS = tostring(var.registry_time_budget_seconds)
+    CORS_ORIGINS                 = join(",", var.cors_origins)
+    MAX_UPLOAD_BYTES             = tostring(var.max_upload_bytes)
+    GOOGLE_CLOUD_PROJECT         = var.project_id
+    LOG_LEVEL                    = upper(var.log_level)
   }
 
   function_env = {
     for key, fn in local.functions : key => merge(
-      local.common_env,
+      {
+        for name in distinct(flatten([for group in local.function_env_groups[key] : local.env_groups[group].plain])) :
+        name => local.plain_values[name]
+      },
+      # Read by functions-framework: one gunicorn thread per request Cloud Run may send.
       { THREADS = tostring(fn.concurrency) },
-      { for name, value in local.registry_env : name => value if key == "registry_refresh" },
     )
   }
 
-  # Secret environment variables. The optional ones exist only when their variable is non-empty.
-  # Only the names decide what is created, so the names are unmarked; the values stay sensitive.
+  # Secret values. The optional ones exist only when their variable is non-empty. Only the names
+  # decide what is created, so the names are unmarked; the values stay sensitive.
   secret_values = {
     SUPABASE_SECRET_KEY = var.supabase_secret_key
-    SUPABASE_ANON_KEY   = var.supabase_anon_key
     OPENAI_API_KEY      = var.openai_api_key
     SUPABASE_JWT_SECRET = var.supabase_jwt_secret
     DATABASE_URL        = var.database_url
   }
-  required_secrets = ["SUPABASE_SECRET_KEY", "SUPABASE_ANON_KEY", "OPENAI_API_KEY"]
-  secret_names = toset([
+  required_secrets = ["SUPABASE_SECRET_KEY", "OPENAI_API_KEY"]
+  present_secrets = [
     for name, value in local.secret_values : name
     if contains(local.required_secrets, name) || nonsensitive(value != "")
-  ])
+  ]
+
+  # The secrets each deployed function reads, and the secrets any deployed function reads.
+  function_secrets = {
+    for key, fn in local.functions : key => toset([
+      for name in flatten([for group in local.function_env_groups[key] : local.env_groups[group].secret]) :
+      name if contains(local.present_secrets, name)
+    ])
+  }
+  secret_names = toset(flatten([for names in values(local.function_secrets) : tolist(names)]))
+
+  # One Secret Manager grant per (function, secret) pair: each function's account reads only its own.
+  secret_grants = merge([
+    for key, names in local.function_secrets : { for name in names : "${key}/${name}" => { function = key, secret = name } }
+  ]...)
 
   # Cloud Logging query fragment selecting the log entries of this deployment's functions.
   service_names      = [for fn in local.functions : fn.name]

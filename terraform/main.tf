@@ -27,37 +27,11 @@ resource "google_project_service" "enabled" {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# Source: the repository root, zipped. Every function gets the same archive and picks its own file
-# with GOOGLE_FUNCTION_SOURCE. The object name carries the archive's hash, so a code change uploads
-# a new object and redeploys every function; an unchanged tree changes nothing.
+# Source: one zip per function, built by `./deploy.sh build` into dist/<name>.zip (deploy/bundle.py:
+# that function's main.py, common/, requirements.txt, by allow-list, byte-identical on every machine).
+# The object name carries the zip's MD5, so changed code uploads a new object and redeploys only the
+# functions whose bundle changed.
 # ---------------------------------------------------------------------------------------------------
-
-data "archive_file" "source" {
-  type        = "zip"
-  source_dir  = "${path.module}/.."
-  output_path = "${path.module}/build/source.zip"
-  # Same bytes on every machine, whatever the umask.
-  output_file_mode = "0644"
-
-  # Patterns are matched against paths relative to the repository root (doublestar globs).
-  excludes = [
-    ".git",
-    ".ci",
-    ".venv",
-    ".data",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-    "tests",
-    "local",
-    "terraform",
-    "**/__pycache__",
-    "**/*.pyc",
-    # Local credentials never leave the machine.
-    "**/.env",
-    "**/.env.*",
-  ]
-}
 
 resource "google_storage_bucket" "source" {
   name                        = var.source_bucket_name != "" ? var.source_bucket_name : "${var.project_id}-${var.name_prefix}function-source"
@@ -67,13 +41,29 @@ resource "google_storage_bucket" "source" {
   # Only zips live here, and Terraform replaces them itself.
   force_destroy = true
 
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    # Superseded bundles are kept a week (a rollback can rebuild from them), then deleted.
+    condition {
+      days_since_noncurrent_time = 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_project_service.enabled]
 }
 
-resource "google_storage_bucket_object" "source" {
-  name         = "source-${data.archive_file.source.output_sha256}.zip"
+resource "google_storage_bucket_object" "bundle" {
+  for_each = local.functions
+
+  name         = "${each.key}-${filemd5(each.value.bundle)}.zip"
   bucket       = google_storage_bucket.source.name
-  source       = data.archive_file.source.output_path
+  source       = each.value.bundle
   content_type = "application/zip"
 }
 
@@ -81,12 +71,14 @@ resource "google_storage_bucket_object" "source" {
 # Identities
 # ---------------------------------------------------------------------------------------------------
 
-# What the functions run as. Its only grants are read access to this deployment's secrets
-# (secrets.tf); it needs no project role to log to stdout.
-resource "google_service_account" "runtime" {
-  account_id   = "${var.name_prefix}functions-runtime"
-  display_name = "Document chat functions (runtime)"
-  description  = "Runtime identity of the document-chat Cloud Run functions."
+# What each function runs as: one account per function. Its only grants are read access to the
+# secrets that function's code reads (secrets.tf); it needs no project role to log to stdout.
+resource "google_service_account" "fn" {
+  for_each = local.functions
+
+  account_id   = "${var.name_prefix}fn-${replace(each.key, "_", "-")}"
+  display_name = "Document chat ${each.key} (runtime)"
+  description  = "Runtime identity of the document-chat ${each.key} function."
 
   depends_on = [google_project_service.enabled]
 }

@@ -48,9 +48,9 @@ output "scheduler_job_location" {
   value       = google_cloud_scheduler_job.registry_refresh.region
 }
 
-output "runtime_service_account" {
-  description = "Service account the functions run as."
-  value       = google_service_account.runtime.email
+output "function_service_accounts" {
+  description = "Service account each function runs as, keyed by entry point."
+  value       = { for key, account in google_service_account.fn : key => account.email }
 }
 
 output "scheduler_service_account" {
@@ -63,7 +63,7 @@ output "secret_ids" {
   value       = { for name, secret in google_secret_manager_secret.app : name => secret.secret_id }
 }
 
-output "source_object" {
-  description = "gs:// path of the source archive the functions were built from."
-  value       = "gs://${google_storage_bucket.source.name}/${google_storage_bucket_object.source.name}"
+output "source_objects" {
+  description = "gs:// path of the bundle each function was built from, keyed by entry point."
+  value       = { for key, object in google_storage_bucket_object.bundle : key => "gs://${google_storage_bucket.source.name}/${object.name}" }
 }

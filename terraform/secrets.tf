@@ -28,10 +28,11 @@ resource "google_secret_manager_secret_version" "app" {
   }
 }
 
-resource "google_secret_manager_secret_iam_member" "runtime" {
-  for_each = local.secret_names
+# Per secret, per function: the account of a function may read exactly the secrets its code reads.
+resource "google_secret_manager_secret_iam_member" "function" {
+  for_each = local.secret_grants
 
-  secret_id = google_secret_manager_secret.app[each.key].id
+  secret_id = google_secret_manager_secret.app[each.value.secret].id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.runtime.email}"
+  member    = "serviceAccount:${google_service_account.fn[each.value.function].email}"
 }

@@ -178,7 +178,7 @@ variable "registry_audience_override" {
 # ---------------------------------------------------------------------------------------------------
 
 variable "supabase_secret_key" {
-  description = "Supabase secret key (sb_secret_...) or legacy service_role key (SUPABASE_SECRET_KEY). Used by the scheduled job and admin operations."
+  description = "Supabase secret key (sb_secret_...; Project Settings > API Keys > Secret keys) or, on older projects, the legacy service_role key (SUPABASE_SECRET_KEY). Every function calls the SQL API with it; never the publishable key."
   type        = string
   sensitive   = true
   nullable    = false
@@ -186,18 +186,6 @@ variable "supabase_secret_key" {
   validation {
     condition     = length(trimspace(var.supabase_secret_key)) > 0
     error_message = "supabase_secret_key must not be empty."
-  }
-}
-
-variable "supabase_anon_key" {
-  description = "Supabase publishable key (sb_publishable_...) or legacy anon key (SUPABASE_ANON_KEY). Sent with user requests to PostgREST."
-  type        = string
-  sensitive   = true
-  nullable    = false
-
-  validation {
-    condition     = length(trimspace(var.supabase_anon_key)) > 0
-    error_message = "supabase_anon_key must not be empty."
   }
 }
 

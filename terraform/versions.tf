@@ -10,11 +10,6 @@ terraform {
       # the number we pass converts, but review the upgrade guide before widening this.
       version = "~> 7.0"
     }
-    archive = {
-      source = "hashicorp/archive"
-      # 2.5 added glob patterns (`**/__pycache__`) to archive_file.excludes.
-      version = "~> 2.5"
-    }
   }
 }
 

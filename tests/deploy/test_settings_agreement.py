@@ -1,0 +1,138 @@
+"""Terraform gives each function exactly the environment its code reads, and secrets only as secrets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from deploy.agreement import settings_fields, terraform_blocks, settings_variables, terraform_environment, terraform_locals, terraform_resource
+from deploy.manifest import FUNCTION_SETTINGS, NOT_PROVISIONED, PLATFORM_VARIABLES, SECRET_NAME_PATTERN, SECRET_VARIABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELDS, EVERY_VARIABLE = settings_variables()
+TERRAFORM = terraform_environment()
+
+
+def reads(function: str) -> set[str]:
+    """Every variable ``function``'s code reads: the variables of the settings fields it uses."""
+    return set().union(*(FIELDS[field] for field in FUNCTION_SETTINGS[function]))
+
+
+def test_every_settings_field_is_placed_and_every_variable_reaches_a_field() -> None:
+    # Given the Settings dataclass and the variables its from_env reads
+    # When they are compared with the table of what each function uses
+    placed = set().union(*FUNCTION_SETTINGS.values())
+    reached = set().union(*FIELDS.values())
+    # Then every field is used by some function (a new one must be placed), no unknown field is
+    # named, and no variable is read without reaching a field
+    assert placed == set(settings_fields())
+    assert set(FIELDS) == set(settings_fields())
+    assert reached == EVERY_VARIABLE
+
+
+def test_terraform_configures_the_six_functions_the_table_knows() -> None:
+    assert set(TERRAFORM) == set(FUNCTION_SETTINGS) == set(terraform_locals()["function_defaults"])
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_every_variable_a_function_reads_is_given_or_deliberately_left_at_its_default(function: str) -> None:
+    # Given what the function's code reads and what Terraform gives it
+    given = TERRAFORM[function].plain | TERRAFORM[function].secret
+    # Then nothing it reads is forgotten (except the variables left unset for a stated reason)
+    assert reads(function) - given - set(NOT_PROVISIONED) == set()
+    # And nothing is given that its code does not read
+    assert given - reads(function) == set()
+    # And a variable left unset on purpose is never given after all
+    assert given & set(NOT_PROVISIONED) == set()
+
+
+def test_the_deliberately_unset_variables_are_all_read_by_the_code() -> None:
+    # A stale entry would hide a variable that later starts to be read.
+    assert set(NOT_PROVISIONED) <= EVERY_VARIABLE
+    assert all(reason.strip() for reason in NOT_PROVISIONED.values())
+
+
+def test_the_publishable_key_is_provisioned_only_if_code_uses_it() -> None:
+    # Given every use of the settings field outside the settings module itself
+    users = [p for p in (ROOT / "common").rglob("*.py")
+             if p.name != "settings.py" and "supabase_anon_key" in p.read_text()]
+    # Then, as long as no code uses it, no function is given SUPABASE_ANON_KEY and no variable holds it
+    assert users == []
+    assert all("SUPABASE_ANON_KEY" not in env.plain | env.secret for env in TERRAFORM.values())
+    assert "supabase_anon_key" not in (ROOT / "terraform" / "variables.tf").read_text()
+
+
+def test_no_secret_is_ever_a_plain_environment_variable() -> None:
+    # Given every name the code reads that looks like a secret
+    looks_secret = {name for name in EVERY_VARIABLE if re.search(SECRET_NAME_PATTERN, name)}
+    # Then the list of secrets covers them
+    assert looks_secret <= SECRET_VARIABLES
+    locals_ = terraform_locals()
+    plain_names = set(locals_["plain_values"]) | set(PLATFORM_VARIABLES)
+    for group in locals_["env_groups"].values():
+        plain_names |= set(group["plain"])
+    # And none of them is a plain variable anywhere, and every secret group entry has a secret value
+    assert plain_names & SECRET_VARIABLES == set()
+    secret_names = {name for group in locals_["env_groups"].values() for name in group["secret"]}
+    assert secret_names <= SECRET_VARIABLES
+    assert secret_names == set(locals_["secret_values"])
+
+
+def test_the_function_resource_uses_the_agreed_locals() -> None:
+    # Given the one function resource
+    fn = terraform_resource("google_cloudfunctions2_function", "fn")
+    service = fn["service_config"][0]
+    # Then its plain variables are local.function_env, its secrets local.function_secrets, and the
+    # plain values are keyed by exactly the names the groups list (plus the platform's)
+    assert service["environment_variables"] == "${local.function_env[each.key]}"
+    secrets = service["dynamic"][0]["secret_environment_variables"]
+    assert secrets["for_each"] == "${local.function_secrets[each.key]}"
+    assert secrets["content"][0]["key"] == "${env.value}"
+    assert service["service_account_email"] == "${google_service_account.fn[each.key].email}"
+    locals_ = terraform_locals()
+    listed = {name for group in locals_["env_groups"].values() for name in group["plain"]}
+    assert set(locals_["plain_values"]) == listed
+    assert "THREADS" in locals_["function_env"] and set(PLATFORM_VARIABLES) == {"THREADS"}
+
+
+def test_each_function_reads_only_its_own_secrets_and_the_scheduler_invokes_only_the_refresh() -> None:
+    # Given the secret grants and the invoker grants
+    locals_ = terraform_locals()
+    grant = terraform_resource("google_secret_manager_secret_iam_member", "function")
+    scheduler = terraform_resource("google_cloud_run_service_iam_member", "scheduler_invoker")
+    # Then secret access is granted per (function, secret) pair to that function's own account
+    assert grant["for_each"] == "${local.secret_grants}"
+    assert grant["member"] == "serviceAccount:${google_service_account.fn[each.value.function].email}"
+    assert "for key, names in local.function_secrets" in locals_["secret_grants"]
+    # And the scheduler's account is the invoker of registry_refresh alone
+    assert scheduler["service"] == '${google_cloudfunctions2_function.fn["registry_refresh"].name}'
+    assert scheduler["role"] == "roles/run.invoker"
+    members = [
+        body for block in terraform_blocks().get("resource", [])
+        for kind, named in block.items() if kind.endswith("_iam_member") for body in named.values()
+    ]
+    scheduler_members = [m for m in members if "google_service_account.scheduler" in str(m.get("member", ""))]
+    assert scheduler_members == [scheduler]
+
+
+def test_the_reader_follows_locals_branches_and_helpers_and_notices_a_stray_variable(tmp_path: Path) -> None:
+    # Given a settings module shaped like common/settings.py with a new field read through a helper
+    # and a variable read but never stored
+    module = tmp_path / "settings.py"
+    module.write_text(
+        "from dataclasses import dataclass\n"
+        "def _chat(r):\n    return r.integer('CHAT_NEW_BOUND', 1, 0, 9)\n"
+        "@dataclass(frozen=True)\nclass Settings:\n    database: object\n    chat: object\n"
+        "    @classmethod\n    def from_env(cls, env=None):\n"
+        "        r = Reader(env)\n        url = r.url('SUPABASE_URL')\n"
+        "        if url:\n            database = Db(url=url, key=r.optional('SUPABASE_SECRET_KEY'))\n"
+        "        r.optional('STRAY')\n"
+        "        return cls(database=database, chat=_chat(r))\n")
+    # When it is read
+    fields, every = settings_variables(module)
+    # Then each field has its variables and the stray one is read but reaches no field
+    assert settings_fields(module) == ["database", "chat"]
+    assert fields == {"database": {"SUPABASE_URL", "SUPABASE_SECRET_KEY"}, "chat": {"CHAT_NEW_BOUND"}}
+    assert every - set().union(*fields.values()) == {"STRAY"}
