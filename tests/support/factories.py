@@ -39,10 +39,10 @@ def usage_rows(cost: Decimal, *, model: str = "gpt-6-luna", request_id: str | No
 
 
 def finish_turn(db: Database, user: AppUser, turn: dict[str, Any], *, cost: Decimal = Decimal("0.0012"),
-                content: str = "The answer.") -> dict[str, Any]:
+                content: str = "The answer.", citations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     response_id = f"resp_{uuid.uuid4().hex}"
     return db.call("finish_chat_turn", {
-        "p_message_id": turn["assistant_message_id"], "p_content": content, "p_citations": [],
+        "p_message_id": turn["assistant_message_id"], "p_content": content, "p_citations": citations or [],
         "p_response_id": response_id, "p_model": "gpt-6-luna",
         "p_usage": {"input_tokens": 1000, "cached_tokens": 0, "output_tokens": 100, "reasoning_tokens": 0,
                     "file_search_calls": 1},
