@@ -5,6 +5,7 @@ content in the audit log."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 import flask
 import flask.testing
 import jwt
+import psycopg
 import pytest
 
 from common.db.base import Database
-from common.errors import InvalidInputError
+from common.errors import ForbiddenError, InvalidInputError
 from common.http.openapi import build_openapi
 from common.http.registry import registered_functions
 from common.runtime import Runtime
@@ -142,27 +144,43 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(postgres: Postgr
         a, b = people.create(admin=True), people.create(admin=True)
         for admin in (a, b):
             db.call("get_my_profile", {}, admin.identity)
-        barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
         def demote(actor: AppUser, target: AppUser) -> None:
-            barrier.wait()
             try:
                 db.call("admin_update_user", {"p_user_id": target.id, "p_role": "user"}, actor.identity)
                 outcomes.append("demoted")
-            except InvalidInputError:
+            except (InvalidInputError, ForbiddenError):
                 outcomes.append("refused")
 
-        # when each demotes the other at the same moment
-        threads = [threading.Thread(target=demote, args=pair) for pair in ((a, b), (b, a))]
-        for t in threads:
-            t.start()
+        # when each demotes the other while both profiles are locked, so both calls are under way
+        # before either can finish
+        with psycopg.connect(url) as blocker:
+            blocker.execute("select 1 from public.user_profiles where id in (%s, %s) for update", [a.id, b.id])
+            threads = [threading.Thread(target=demote, args=pair) for pair in ((a, b), (b, a))]
+            for t in threads:
+                t.start()
+            _wait_for_lock_waiters(blocker, 2)
+            blocker.commit()
         for t in threads:
             t.join()
         # then one of them stays an admin
-        assert sorted(outcomes) == ["demoted", "refused"]
+        with psycopg.connect(url) as conn:
+            admins = conn.execute("select count(*) from public.user_profiles where role = 'admin'").fetchone()
+        assert (sorted(outcomes), admins) == (["demoted", "refused"], (1,))
     finally:
         db.close()
+
+
+def _wait_for_lock_waiters(conn: psycopg.Connection, count: int) -> None:
+    with psycopg.connect(conn.info.dsn, autocommit=True) as watcher:
+        for _ in range(200):
+            row = watcher.execute("select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                                  " and datname = current_database()").fetchone()
+            if row is not None and row[0] >= count:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"{count} calls never waited on the locked profiles")
 
 
 def _audit(client: flask.testing.FlaskClient, admin: AppUser) -> list[dict[str, Any]]:
