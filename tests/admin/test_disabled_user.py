@@ -52,6 +52,8 @@ def test_a_disabled_account_gets_403_everywhere(function: str, route: Any, runti
         if route.body is not None and route.body_media == "multipart/form-data":
             kwargs = {"content_type": "multipart/form-data", "data": {"file": (io.BytesIO(b"plain words"), "a.txt")}}
         elif route.body is not None:
+            if route.body.__name__ not in VALID_BODIES:
+                pytest.fail(f"add a valid {route.body.__name__} body to VALID_BODIES")
             kwargs = {"json": VALID_BODIES[route.body.__name__]}
         got = client.open(path, method=route.method, headers=auth(person), **kwargs)
         assert (got.status_code, got.json["code"]) == (403, "user_disabled"), (person.admin, got.json)
