@@ -57,8 +57,8 @@ def _elapsed(started: float) -> float:
 
 def database_checks(db: Database, identity: Identity, settings: AdminSettings) -> list[Check]:
     """``database``, ``registry`` and ``pending_turns`` from one admin SQL call. A database that
-    cannot be reached fails ``database`` and the two that need it; ForbiddenError (not an admin)
-    and UnauthorizedError propagate."""
+    cannot be reached fails ``database`` (its data says ``unreachable``) and the two that need it;
+    ForbiddenError (not an admin) and UnauthorizedError propagate."""
     files = shipped_migrations()
     started = time.perf_counter()
     try:
@@ -66,7 +66,7 @@ def database_checks(db: Database, identity: Identity, settings: AdminSettings) -
                                                  "p_pending_seconds": settings.pending_turn_seconds}, identity)
     except DatabaseUnavailableError as exc:
         latency = _elapsed(started)
-        return [Check("database", "failed", latency, f"unreachable ({exc.code})"),
+        return [Check("database", "failed", latency, f"unreachable ({exc.code})", {"unreachable": True}),
                 Check("registry", "failed", None, "unknown: the database is unreachable"),
                 Check("pending_turns", "failed", None, "unknown: the database is unreachable")]
     latency = _elapsed(started)
@@ -180,11 +180,15 @@ def default_scheduler_client() -> Any:
 
 def run_health(runtime: Runtime, identity: Identity,
                scheduler_client: Callable[[], Any] = default_scheduler_client) -> tuple[dict[str, Any], int]:
-    """Every check; (body, 200) when none failed, else (body, 503) with the failing checks named."""
+    """Every check; (body, 200) when none failed, else (body, 503) with the failing checks named.
+    When the database is unreachable the caller's role cannot be confirmed, so the OpenAI and
+    scheduler checks are not run and the answer holds only what the database failure says."""
     settings = runtime.settings.admin
     checks = database_checks(runtime.database, identity, settings)
-    checks.append(openai_check(runtime))
-    checks.append(scheduler_check(settings, scheduler_client))
+    if not any(check.name == "database" and check.data and check.data.get("unreachable") for check in checks):
+        # Only a caller the database confirmed as an admin learns about the other dependencies.
+        checks.append(openai_check(runtime))
+        checks.append(scheduler_check(settings, scheduler_client))
     failing = [check.name for check in checks if check.status == "failed"]
     body = {"status": "failed" if failing else "ok", "failing": failing,
             "checks": [check.as_json() for check in checks]}

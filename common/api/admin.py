@@ -168,6 +168,8 @@ class UsageReportOut(pydantic.BaseModel):
 
 
 class HealthCheck(pydantic.BaseModel):
+    """One check; ``data`` holds its figures (e.g. the pending migrations, the last run)."""
+
     name: Literal["database", "registry", "pending_turns", "openai", "scheduler"]
     status: Literal["ok", "failed", "not_applicable"]
     latency_ms: float | None
