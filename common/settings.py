@@ -158,11 +158,42 @@ class RegistrySettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """The usage and admin functions: what admins may read, and what the health check watches."""
+
+    can_read_messages: bool = False
+    registry_schedule_minutes: int = 5
+    pending_turn_seconds: int = 900
+    scheduler_job: str | None = None
+    on_google_cloud: bool = False
+
+    @classmethod
+    def from_reader(cls, r: _Reader) -> AdminSettings:
+        """``ADMIN_CAN_READ_MESSAGES`` (true|false), ``REGISTRY_SCHEDULE_MINUTES`` (stale after twice
+        this), ``HEALTH_PENDING_TURN_SECONDS``, ``SCHEDULER_JOB_NAME`` (projects/P/locations/L/jobs/J);
+        ``K_SERVICE`` (set by Cloud Run) says the process runs on Google Cloud."""
+        raw = (r.optional("ADMIN_CAN_READ_MESSAGES") or "false").lower()
+        if raw not in ("true", "false"):
+            r.problems.append(f"ADMIN_CAN_READ_MESSAGES must be true or false, got {raw!r}")
+        job = r.optional("SCHEDULER_JOB_NAME")
+        if job and not re.match(r"^projects/[^/\s]+/locations/[^/\s]+/jobs/[^/\s]+$", job):
+            r.problems.append("SCHEDULER_JOB_NAME must be projects/PROJECT/locations/LOCATION/jobs/JOB")
+        return cls(
+            can_read_messages=raw == "true",
+            registry_schedule_minutes=r.integer("REGISTRY_SCHEDULE_MINUTES", 5, 1, 24 * 60),
+            pending_turn_seconds=r.integer("HEALTH_PENDING_TURN_SECONDS", 900, 10, 86400),
+            scheduler_job=job,
+            on_google_cloud=r.optional("K_SERVICE") is not None,
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     auth: AuthSettings
     openai_settings: OpenAISettings | None = None
     registry: RegistrySettings = RegistrySettings()
+    admin: AdminSettings = AdminSettings()
     cors_origins: tuple[str, ...] = ()
     max_upload_bytes: int = 25 * 1024 * 1024
     gcp_project: str | None = None
@@ -234,6 +265,7 @@ class Settings:
             auth=auth,
             openai_settings=openai_settings,
             registry=registry,
+            admin=AdminSettings.from_reader(r),
             cors_origins=r.csv("CORS_ORIGINS"),
             max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1, 512 * 1024 * 1024),
             gcp_project=r.optional("GOOGLE_CLOUD_PROJECT"),

@@ -18,7 +18,8 @@ from tests.support.users import UserFactory
 
 HOSTILE_MONEY = ["NaN", "Infinity", "-Infinity", "-1", "1e30", "lots"]
 MONEY_COLUMNS = {("chat_messages", "cost_usd"), ("chat_messages", "reserved_usd"), ("chat_sessions", "cost_usd"),
-                 ("usage_daily", "cost_usd"), ("usage_logs", "cost_usd"), ("user_profiles", "monthly_budget_usd")}
+                 ("usage_daily", "cost_usd"), ("usage_logs", "cost_usd"), ("user_profiles", "monthly_budget_usd"),
+                 ("budget_alerts", "spent_usd"), ("budget_alerts", "budget_usd")}
 
 
 @pytest.mark.parametrize("value", HOSTILE_MONEY)
@@ -71,6 +72,9 @@ def test_a_direct_write_of_a_bad_amount_is_refused(db: Database, users: UserFact
     user = users.create()
     turn = begin_turn(db, user)
     finish_turn(db, user, turn)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("insert into public.budget_alerts (user_id, month, threshold, spent_usd, budget_usd)"
+                     " values (%s, date '2026-01-01', 80, 8, 10)", [user.id])
     key = {"user_profiles": "id", "usage_daily": "user_id"}.get(table, "user_id")
     # When the service role writes the bad amount straight into the column
     with psycopg.connect(database_url) as conn, conn.transaction():

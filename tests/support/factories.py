@@ -57,8 +57,10 @@ def finish_args(turn: dict[str, Any], *, cost: Decimal = Decimal("0.0012"), cont
 
 
 def finish_turn(db: Database, user: AppUser, turn: dict[str, Any], *, cost: Decimal = Decimal("0.0012"),
-                content: str = "The answer.") -> dict[str, Any]:
-    return db.call("finish_chat_turn", finish_args(turn, cost=cost, content=content), backend(user))
+                content: str = "The answer.", citations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    args = finish_args(turn, cost=cost, content=content)
+    args["p_citations"] = citations or []
+    return db.call("finish_chat_turn", args, backend(user))
 
 
 def begin_turn(db: Database, user: AppUser, message: str = "What is in my notes?", *,
