@@ -8,7 +8,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from common.db.base import Database
+from common.db.base import Database, Identity
 from common.errors import BudgetExceededError, ConflictError, InvalidInputError, NotFoundError, UserDisabledError
 from tests.support.factories import begin_turn, finish_turn, make_document, usage_rows
 from tests.support.users import UserFactory
@@ -97,11 +97,12 @@ def test_a_disabled_user_can_do_nothing(db: Database, users: UserFactory, databa
         conn.execute("update public.user_profiles set disabled = true where id = %s", [user.id])
     for function, args in [("get_my_profile", {}), ("list_documents", {}), ("list_sessions", {}),
                            ("get_session", {"p_session_id": session["id"]}), ("get_usage_summary", {}),
-                           ("begin_chat_turn", {"p_message": "hi", "p_max_cost_usd": 0, "p_request_id": "r1"}),
-                           ("create_document", {"p_name": "a", "p_mime_type": "text/plain", "p_size_bytes": 1,
-                                                "p_sha256": "0" * 64})]:
+                           ("begin_chat_turn", {"p_message": "hi", "p_max_cost_usd": 0, "p_request_id": "r1"})]:
         with pytest.raises(UserDisabledError):
             db.call(function, args, user.identity)
+    with pytest.raises(UserDisabledError):
+        db.call("create_document", {"p_name": "a", "p_mime_type": "text/plain", "p_size_bytes": 1,
+                                    "p_sha256": "0" * 64}, Identity.backend(user.id))
 
 
 def test_turn_document_narrowing_checks_access(db: Database, users: UserFactory) -> None:

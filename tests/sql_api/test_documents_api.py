@@ -6,7 +6,7 @@ import pytest
 
 from common.db.base import Database, Identity
 from common.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-from tests.support.factories import make_document, sha256_of
+from tests.support.factories import make_document, sha256_of, share_with
 from tests.support.users import UserFactory
 
 
@@ -25,8 +25,8 @@ def test_admin_role_comes_from_app_metadata(db: Database, users: UserFactory) ->
 def test_same_bytes_twice_are_one_document(db: Database, users: UserFactory) -> None:
     user = users.create()
     args = {"p_name": "a.txt", "p_mime_type": "text/plain", "p_size_bytes": 5, "p_sha256": sha256_of("hello")}
-    first = db.call("create_document", args, user.identity)
-    second = db.call("create_document", {**args, "p_name": "b.txt"}, user.identity)
+    first = db.call("create_document", args, Identity.backend(user.id))
+    second = db.call("create_document", {**args, "p_name": "b.txt"}, Identity.backend(user.id))
     assert first["created"] is True and second["created"] is False
     assert first["document"]["id"] == second["document"]["id"]
     assert first["document"]["status"] == "uploading"
@@ -36,7 +36,7 @@ def test_a_failed_upload_of_the_same_bytes_is_taken_over(db: Database, users: Us
     user = users.create()
     failed = make_document(db, user, content="retry me", status="failed")
     again = db.call("create_document", {"p_name": "r.txt", "p_mime_type": "text/plain", "p_size_bytes": 8,
-                                        "p_sha256": sha256_of("retry me")}, user.identity)
+                                        "p_sha256": sha256_of("retry me")}, Identity.backend(user.id))
     assert again["created"] is True and again["document"]["id"] == failed["id"]
     assert again["document"]["status"] == "uploading" and again["document"]["error"] is None
 
@@ -45,11 +45,13 @@ def test_upload_lifecycle_and_status_refresh(db: Database, users: UserFactory) -
     user = users.create()
     doc = make_document(db, user, status="processing")
     assert doc["status"] == "processing" and doc["openai_file_id"].startswith("file-")
-    ready = db.call("record_document_status", {"p_document_id": doc["id"], "p_status": "ready"}, user.identity)
-    assert ready["status"] == "ready"
+    ready = db.call("record_document_status", {"p_document_id": doc["id"], "p_status": "ready"},
+                    Identity.backend(user.id))
+    assert ready["status"] == "ready" and "openai_file_id" not in ready
     with pytest.raises(ConflictError):
         db.call("finish_document_upload", {"p_document_id": doc["id"], "p_openai_file_id": "file-x",
-                                           "p_vector_store_id": "vs_x", "p_status": "ready"}, user.identity)
+                                           "p_vector_store_id": doc["vector_store_id"], "p_status": "ready"},
+                Identity.backend(user.id))
 
 
 def test_list_is_newest_first_paginated_and_filtered(db: Database, users: UserFactory) -> None:
@@ -74,56 +76,69 @@ def test_delete_is_two_phase_and_a_second_delete_is_not_found(db: Database, user
     user = users.create()
     doc = make_document(db, user)
     started = db.call("begin_document_delete", {"p_document_id": doc["id"]}, user.identity)
-    assert started["openai_file_id"] == doc["openai_file_id"]
-    assert started["vector_store_ids"] == [doc["vector_store_id"]]
-    assert started["document"]["status"] == "deleting"
-    done = db.call("finish_document_delete", {"p_document_id": doc["id"]}, user.identity)
+    assert started["status"] == "deleting" and "openai_file_id" not in started
+    targets = db.call("document_delete_targets", {"p_document_id": doc["id"]}, Identity.backend(user.id))
+    assert targets["openai_file_id"] == doc["openai_file_id"]
+    assert targets["vector_store_ids"] == [doc["vector_store_id"]]
+    done = db.call("finish_document_delete", {"p_document_id": doc["id"]}, Identity.backend(user.id))
     assert done["status"] == "deleted"
     with pytest.raises(NotFoundError):
         db.call("begin_document_delete", {"p_document_id": doc["id"]}, user.identity)
     assert db.call("list_documents", {}, user.identity)["items"] == []
 
 
-def test_sharing_gives_read_access_only_and_revoking_takes_it_back(db: Database, users: UserFactory) -> None:
-    owner, reader, stranger = users.create(), users.create(), users.create()
-    db.call("get_my_profile", {}, reader.identity)  # the reader has signed in once
-    doc = make_document(db, owner)
-    shared = db.call("share_document", {"p_document_id": doc["id"], "p_email": reader.email.upper()}, owner.identity)
-    assert shared["user_id"] == reader.id and shared["created"] is True
-    seen = db.call("get_document", {"p_document_id": doc["id"]}, reader.identity)
-    assert seen["shared"] is True
-    assert [d["id"] for d in db.call("list_documents", {}, reader.identity)["items"]] == [doc["id"]]
-    with pytest.raises(ForbiddenError):
-        db.call("begin_document_delete", {"p_document_id": doc["id"]}, reader.identity)
-    with pytest.raises(ForbiddenError):
-        db.call("share_document", {"p_document_id": doc["id"], "p_email": owner.email}, reader.identity)
-    with pytest.raises(NotFoundError):
-        db.call("get_document", {"p_document_id": doc["id"]}, stranger.identity)
-    # Deleting a shared document names the reader's store too.
-    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": f"vs_{reader.id[:8]}"}, Identity.service())
-    revoked = db.call("revoke_document_access", {"p_document_id": doc["id"], "p_user_id": reader.id}, owner.identity)
-    assert revoked["vector_store_id"] == f"vs_{reader.id[:8]}"
-    with pytest.raises(NotFoundError):
-        db.call("get_document", {"p_document_id": doc["id"]}, reader.identity)
-
-
-def test_delete_of_a_shared_document_names_every_store(db: Database, users: UserFactory) -> None:
+def test_user_answers_carry_no_openai_ids(db: Database, users: UserFactory) -> None:
     owner, reader = users.create(), users.create()
-    db.call("get_my_profile", {}, reader.identity)
-    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": f"vs_{reader.id[:8]}"}, Identity.service())
     doc = make_document(db, owner)
-    db.call("share_document", {"p_document_id": doc["id"], "p_email": reader.email}, owner.identity)
-    started = db.call("begin_document_delete", {"p_document_id": doc["id"]}, owner.identity)
-    assert sorted(started["vector_store_ids"]) == sorted([doc["vector_store_id"], f"vs_{reader.id[:8]}"])
+    share_with(db, owner, doc, reader)
+    answers = [db.call("get_document", {"p_document_id": doc["id"]}, who.identity) for who in (owner, reader)]
+    answers += db.call("list_documents", {}, reader.identity)["items"]
+    answers.append(db.call("get_my_profile", {}, owner.identity))
+    for answer in answers:
+        assert not {"openai_file_id", "vector_store_id"} & set(answer)
+    assert answers[0]["owner_id"] == owner.id and "owner_id" not in answers[1] and "owner_id" not in answers[2]
+    assert answers[1]["shared"] is True and answers[0]["shared"] is False
+
+
+def test_delete_of_a_shared_document_names_every_accepted_store(db: Database, users: UserFactory) -> None:
+    owner, reader, invited = users.create(), users.create(), users.create()
+    for who in (reader, invited):
+        db.call("set_user_vector_store", {"p_vector_store_id": f"vs_{who.id[:8]}"}, Identity.backend(who.id))
+    doc = make_document(db, owner)
+    share_with(db, owner, doc, reader)
+    share_with(db, owner, doc, invited, accept=False)
+    db.call("begin_document_delete", {"p_document_id": doc["id"]}, owner.identity)
+    targets = db.call("document_delete_targets", {"p_document_id": doc["id"]}, Identity.backend(owner.id))
+    assert sorted(targets["vector_store_ids"]) == sorted([doc["vector_store_id"], f"vs_{reader.id[:8]}"])
+
+
+def test_quotas_on_documents_and_bytes(db: Database, users: UserFactory) -> None:
+    user = users.create()
+    backend = Identity.backend(user.id)
+
+    def create(content: str, **quota: int) -> dict:
+        return db.call("create_document", {"p_name": "q.txt", "p_mime_type": "text/plain", "p_size_bytes": len(content),
+                                           "p_sha256": sha256_of(content), **quota}, backend)
+
+    create("one", p_max_documents=2)
+    create("two", p_max_documents=2)
+    with pytest.raises(ConflictError):
+        create("three", p_max_documents=2)
+    assert create("one", p_max_documents=2)["created"] is False  # the same bytes again are not a new document
+    with pytest.raises(ConflictError):
+        create("x" * 100, p_max_bytes=50)
+    with pytest.raises(InvalidInputError):
+        create("four", p_max_documents=-1)
 
 
 def test_vector_store_first_writer_wins(db: Database, users: UserFactory) -> None:
     user = users.create()
-    db.call("get_my_profile", {}, user.identity)
     first_id, second_id = f"vs_{user.id[:8]}_1", f"vs_{user.id[:8]}_2"
-    first = db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": first_id}, Identity.service())
-    second = db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": second_id}, Identity.service())
+    first = db.call("set_user_vector_store", {"p_vector_store_id": first_id}, Identity.backend(user.id))
+    second = db.call("set_user_vector_store", {"p_vector_store_id": second_id}, Identity.backend(user.id))
     assert first["won"] is True and second["won"] is False and second["vector_store_id"] == first_id
+    with pytest.raises(ConflictError):
+        db.call("set_user_vector_store", {"p_vector_store_id": first_id}, Identity.backend(users.create().id))
     with pytest.raises(ForbiddenError):
         db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": "vs_x"}, user.identity)
 
@@ -140,7 +155,7 @@ def test_vector_store_first_writer_wins(db: Database, users: UserFactory) -> Non
 ])
 def test_create_document_rejects_bad_input(db: Database, users: UserFactory, args: dict, error: type) -> None:
     with pytest.raises(error):
-        db.call("create_document", args, users.create().identity)
+        db.call("create_document", args, Identity.backend(users.create().id))
 
 
 @pytest.mark.parametrize("args", [
