@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+import psycopg
 import pytest
 
 from common.db.base import Database, Identity
@@ -165,3 +169,52 @@ def test_create_document_rejects_bad_input(db: Database, users: UserFactory, arg
 def test_list_documents_rejects_bad_input(db: Database, users: UserFactory, args: dict) -> None:
     with pytest.raises(InvalidInputError):
         db.call("list_documents", args, users.create().identity)
+
+
+@pytest.fixture(scope="module")
+def crowd(database_url: str) -> int:
+    """100,000 documents of 1,000 other users, seeded in one statement each, then analysed."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("with u as (insert into auth.users (id, email, email_confirmed_at)"
+                     " select gen_random_uuid(), 'crowd' || g || '@example.test', now() from generate_series(1, 1000) g"
+                     " returning id, email) insert into public.user_profiles (id, email) select id, email from u")
+        conn.execute("insert into public.documents (user_id, name, mime_type, size_bytes, sha256, status)"
+                     " select up.id, 'd' || g || '.txt', 'text/plain', 10,"
+                     " encode(sha256(convert_to(up.id::text || g, 'UTF8')), 'hex'), 'ready'"
+                     " from public.user_profiles up cross join generate_series(1, 100) g where up.email like 'crowd%'")
+        conn.execute("analyze public.documents; analyze public.document_access; analyze public.user_profiles")
+        return conn.execute("select count(*) from public.documents").fetchone()[0]
+
+
+def _plans_of(database_url: str, user_id: str, statement: str) -> str:
+    """Every plan PostgreSQL ran for ``statement`` as ``user_id`` (nested statements included, through
+    auto_explain), as one text."""
+    notices: list[str] = []
+    with psycopg.connect(database_url) as conn:
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        conn.execute("load 'auto_explain'")
+        conn.execute("set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on;"
+                     " set auto_explain.log_level = notice")
+        if not statement.startswith("select private."):  # private helpers are called by the API's owner
+            conn.execute("select set_config('role', 'authenticated', true),"
+                         " set_config('request.jwt.claims', %s, true)", [json.dumps({"sub": user_id, "role": "authenticated"})])
+        conn.execute(statement).fetchall()
+    return "\n".join(notices)
+
+
+def test_reads_of_what_a_user_may_see_use_indexes_among_100k_documents(db: Database, users: UserFactory,
+                                                                        database_url: str, crowd: int) -> None:
+    # Given a user with documents of their own and an accepted share, among 100k documents of others
+    assert crowd >= 100_000
+    user, friend = users.create(), users.create()
+    for _ in range(3):
+        make_document(db, user)
+    share_with(db, friend, make_document(db, friend), user)
+    # When they read their documents three ways: the list, the readable-ids helper, the table itself
+    for statement in ["select public.list_documents()",
+                      f"select private.readable_document_ids('{user.id}'::uuid)",
+                      "select id from public.documents"]:
+        plans = _plans_of(database_url, user.id, statement)
+        # Then no plan scans the documents table whole
+        assert "Index" in plans, statement
+        assert not re.search(r"Seq Scan on documents", plans), (statement, plans)
