@@ -296,3 +296,28 @@ def test_file_names_are_cleaned_and_their_extension_says_what_the_bytes_are(raw:
     from common.uploads import clean_filename
 
     assert clean_filename(raw, kind) == expected
+
+
+def test_a_user_over_their_document_quota_gets_409_before_any_openai_call(
+        runtime: Runtime, users: UserFactory, standin: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Given an upload function whose users may keep one document
+    import dataclasses
+
+    from common.openai import build_gateway
+    from tests.support.functions import build_function_app
+
+    small = Runtime(dataclasses.replace(runtime.settings, max_documents_per_user=1), database=runtime.database,
+                    openai_factory=lambda s: build_gateway(s.openai))
+    client = build_function_app(tmp_path_factory.mktemp("quota"), "upload", small).test_client()
+    try:
+        user = users.create()
+        assert upload(client, user, "one.txt", b"the only document allowed").status_code == 201
+        standin.clear_requests()
+        # When they upload a second one
+        refused = upload(client, user, "two.txt", b"one document too many")
+        # Then it is refused with a conflict, and OpenAI never heard of it
+        assert refused.status_code == 409 and refused.json["code"] == "conflict"
+        assert _openai_calls(standin) == []
+        assert len(client.get("/", headers=auth(user)).json["items"]) == 1
+    finally:
+        small.openai.client.close()
