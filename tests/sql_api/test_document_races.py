@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -119,4 +118,26 @@ def test_a_delete_waits_for_a_status_write_in_flight_and_wins(psycopg_db: Psycop
     # Then the delete ran after it: the document is deleting
     assert outcome["result"]["status"] == "deleting"
     assert _status(database_url, doc["id"]) == "deleting"
-    assert uuid.UUID(doc["id"])
+
+
+def test_an_accept_racing_a_delete_grants_nothing(psycopg_db: PsycopgDatabase, database_url: str,
+                                                  users: UserFactory) -> None:
+    # Given an invitation to a document whose delete has begun and not yet committed
+    from common.errors import NotFoundError
+    from tests.support.factories import share_with
+
+    owner, grantee = users.create(), users.create()
+    doc = make_document(psycopg_db, owner)
+    invited = share_with(psycopg_db, owner, doc, grantee, accept=False)
+    deleting = _open_delete(database_url, owner.id, doc["id"])
+    # When the grantee accepts meanwhile, and the delete then commits
+    thread, outcome = _race(database_url, lambda: psycopg_db.call(
+        "accept_document_invitation", {"p_share_id": invited["share_id"]}, Identity.backend(grantee.id)))
+    deleting.commit()
+    deleting.close()
+    thread.join(10)
+    # Then the accept finds no document, and the grantee holds no access
+    assert isinstance(outcome.get("error"), NotFoundError)
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("select count(*) from public.document_access where document_id = %s",
+                            [doc["id"]]).fetchone() == (0,)

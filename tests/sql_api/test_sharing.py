@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
 from common.db.base import Database, Identity
 from common.errors import ConflictError, ForbiddenError, NotFoundError
 from tests.support.factories import make_document, share_with
-from tests.support.users import UserFactory
+from tests.support.users import AppUser, UserFactory
 
 
-def _readable(db: Database, user, doc_id: str) -> bool:  # type: ignore[no-untyped-def]
+def _readable(db: Database, user: AppUser, doc_id: str) -> bool:
     try:
         db.call("get_document", {"p_document_id": doc_id}, user.identity)
     except NotFoundError:
@@ -109,16 +111,21 @@ def test_direct_table_reads_show_no_openai_ids_and_no_grantee(database_url: str,
     owner, reader = users.create(), users.create()
     doc = make_document(psycopg_db, owner)
     share_with(psycopg_db, owner, doc, reader)
+    def as_user(conn: psycopg.Connection, user_id: str) -> None:
+        conn.execute("select set_config('role', 'authenticated', true), set_config('request.jwt.claims', %s, true)",
+                     [json.dumps({"sub": user_id, "role": "authenticated"})])
+
     with psycopg.connect(database_url) as conn:
-        conn.execute("select set_config('role', 'authenticated', true),"
-                     " set_config('request.jwt.claims', %s, true)", [f'{{"sub": "{reader.id}", "role": "authenticated"}}'])
+        as_user(conn, reader.id)
         assert conn.execute("select id::text, name from public.documents").fetchall() == [(doc["id"], "notes.txt")]
         for column in ("openai_file_id", "vector_store_id", "user_id"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f"select {column} from public.documents")
+                conn.execute(f"select {column} from public.documents")  # noqa: S608 - fixed names
             conn.rollback()
-            conn.execute("select set_config('role', 'authenticated', true),"
-                         " set_config('request.jwt.claims', %s, true)", [f'{{"sub": "{owner.id}", "role": "authenticated"}}'])
+            as_user(conn, reader.id)
+        # The owner cannot read who accepted (only list_document_shares, which names emails)
+        conn.rollback()
+        as_user(conn, owner.id)
         assert conn.execute("select count(*) from public.document_access").fetchone() == (0,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select * from public.document_shares")
