@@ -1,10 +1,13 @@
-"""The document flows of DESIGN.md: upload, status refresh, delete, share and revoke.
+"""The document flows of DESIGN.md: upload, status refresh, delete, and sharing by invitation.
 
 Order is what makes them lose nothing: the row is recorded before any OpenAI side effect; the OpenAI
 file carries the document id in its name and, in a store, as an attribute; every failure after a side
 effect is written to the row (or, if that write fails too, left for the registry refresh to find
 through the name and attributes). Each step logs one structured line with the document id and the
 OpenAI request id.
+
+Reads are user API (the caller's own token). Everything that records what OpenAI did, or needs an
+OpenAI id, is backend API: the service role acting for the verified caller (``Identity.backend``).
 """
 
 from __future__ import annotations
@@ -23,26 +26,35 @@ if TYPE_CHECKING:  # the OpenAI SDK is imported when the first request builds th
 log = logging.getLogger(__name__)
 
 
+def _backend(identity: Identity) -> Identity:
+    if not identity.user_id:
+        raise ValueError("a document flow needs a signed-in user")
+    return Identity.backend(identity.user_id)
+
+
 def ensure_vector_store(db: Database, files: DocumentFiles, user_id: str, known: str | None) -> str:
     """The user's one vector store, created on first need. Two concurrent first uploads may both
     create one: the database keeps the first, and the loser's store is deleted here."""
     if known:
         return known
     created = files.create_store(user_id)
-    recorded = db.call("set_user_vector_store", {"p_user_id": user_id, "p_vector_store_id": created},
-                       Identity.service())
+    recorded = db.call("set_user_vector_store", {"p_vector_store_id": created}, Identity.backend(user_id))
     if not recorded["won"]:
         files.delete_store(created)
     return str(recorded["vector_store_id"])
 
 
 def upload_document(db: Database, files: DocumentFiles, identity: Identity, checked: CheckedFile,
-                    content: IO[bytes], *, title: str | None = None) -> tuple[dict[str, Any], bool]:
+                    content: IO[bytes], *, max_documents: int, max_bytes: int,
+                    title: str | None = None) -> tuple[dict[str, Any], bool]:
     """Store a checked file; returns (document, created). The same bytes again return the existing
     document with created False. ``title`` (already clean) replaces the file's name for display; the
-    OpenAI file keeps the file's name, whose extension tells OpenAI the format."""
+    OpenAI file keeps the file's name, whose extension tells OpenAI the format. A user over
+    ``max_documents`` or ``max_bytes`` gets ConflictError before any OpenAI call."""
+    backend = _backend(identity)
     recorded = db.call("create_document", {"p_name": title or checked.name, "p_mime_type": checked.mime_type,
-                                           "p_size_bytes": checked.size, "p_sha256": checked.sha256}, identity)
+                                           "p_size_bytes": checked.size, "p_sha256": checked.sha256,
+                                           "p_max_documents": max_documents, "p_max_bytes": max_bytes}, backend)
     doc = recorded["document"]
     doc_id = doc["id"]
     if not recorded["created"]:
@@ -54,34 +66,34 @@ def upload_document(db: Database, files: DocumentFiles, identity: Identity, chec
         store_id = ensure_vector_store(db, files, user_id, recorded["vector_store_id"])
         file_id, request_id = files.upload(doc_id, checked.name, content, checked.mime_type)
     except AppError as exc:
-        _record_failure(db, identity, doc_id, exc, None)
+        _record_failure(db, backend, doc_id, exc, None)
         raise
     log_event(log, "upload_step", step="file_created", document_id=doc_id, openai_file_id=file_id,
               openai_request_id=request_id)
     try:
         attached = files.attach(store_id, file_id, document_id=doc_id, owner_id=user_id)
     except AppError as exc:
-        _record_failure(db, identity, doc_id, exc, file_id)
+        _record_failure(db, backend, doc_id, exc, file_id)
         raise
     log_event(log, "upload_step", step="attached", document_id=doc_id, openai_file_id=file_id,
               vector_store_id=store_id, status=attached.status, openai_request_id=attached.request_id)
     if attached.status in ("failed", "cancelled"):
         error = UnsupportedMediaTypeError(f"OpenAI could not read this file ({attached.error or attached.status}).")
-        _record_failure(db, identity, doc_id, error, file_id)
+        _record_failure(db, backend, doc_id, error, file_id)
         raise error
     status = "ready" if attached.status == "completed" else "processing"
     doc = db.call("finish_document_upload", {"p_document_id": doc_id, "p_openai_file_id": file_id,
-                                             "p_vector_store_id": store_id, "p_status": status}, identity)
+                                             "p_vector_store_id": store_id, "p_status": status}, backend)
     log_event(log, "upload_step", step="finished", document_id=doc_id, openai_file_id=file_id, status=status)
     return doc, True
 
 
-def _record_failure(db: Database, identity: Identity, doc_id: str, exc: AppError, file_id: str | None) -> None:
+def _record_failure(db: Database, backend: Identity, doc_id: str, exc: AppError, file_id: str | None) -> None:
     """Write the failure on the row. If that write fails as well, the original error still reaches
     the caller (this one is logged); the row stays 'uploading' and the registry refresh repairs it."""
     try:
         db.call("fail_document_upload", {"p_document_id": doc_id, "p_error": f"{exc.code}: {exc.detail}",
-                                         "p_openai_file_id": file_id}, identity)
+                                         "p_openai_file_id": file_id}, backend)
     except AppError as db_exc:
         log.error("could not record the failed upload of document %s (openai_file_id=%s): %s",
                   doc_id, file_id, db_exc.code)
@@ -91,47 +103,34 @@ def _record_failure(db: Database, identity: Identity, doc_id: str, exc: AppError
 
 
 def get_document(db: Database, files: DocumentFiles, identity: Identity, document_id: str) -> dict[str, Any]:
-    """One document; while it is processing, its status is refreshed from OpenAI."""
+    """One document; while the caller's own document is processing, its status is refreshed from
+    OpenAI (a reader sees the status its owner's requests and the registry record)."""
     doc = db.call("get_document", {"p_document_id": document_id}, identity)
-    if doc["status"] != "processing" or not doc["openai_file_id"] or not doc["vector_store_id"]:
+    if doc["status"] != "processing" or doc["shared"]:
         return doc
-    state = files.status(doc["vector_store_id"], doc["openai_file_id"])
+    backend = _backend(identity)
+    placed = db.call("get_document_placement", {"p_document_id": document_id}, backend)
+    if not placed["openai_file_id"] or not placed["vector_store_id"]:
+        return doc
+    state = files.status(placed["vector_store_id"], placed["openai_file_id"])
     if state is None or state.status == "in_progress":
         return doc
     status = "ready" if state.status == "completed" else "failed"
     log_event(log, "upload_step", step="status_refreshed", document_id=document_id, status=status)
     return db.call("record_document_status", {"p_document_id": document_id, "p_status": status,
-                                              "p_error": state.error}, identity)
+                                              "p_error": state.error}, backend)
 
 
 def delete_document(db: Database, files: DocumentFiles, identity: Identity, document_id: str) -> None:
     """Remove the file from every store holding it, delete the file, mark the row deleted. A failure
     part-way leaves the row 'deleting'; repeating the delete (or the registry refresh) finishes it."""
-    started = db.call("begin_document_delete", {"p_document_id": document_id}, identity)
-    file_id = started["openai_file_id"]
+    db.call("begin_document_delete", {"p_document_id": document_id}, identity)
+    backend = _backend(identity)
+    targets = db.call("document_delete_targets", {"p_document_id": document_id}, backend)
+    file_id = targets["openai_file_id"]
     if file_id:
-        for store_id in started["vector_store_ids"]:
+        for store_id in targets["vector_store_ids"]:
             files.detach(store_id, file_id)
         files.delete_file(file_id)
-    db.call("finish_document_delete", {"p_document_id": document_id}, identity)
+    db.call("finish_document_delete", {"p_document_id": document_id}, backend)
     log_event(log, "upload_step", step="deleted", document_id=document_id, openai_file_id=file_id)
-
-
-def share_document(db: Database, files: DocumentFiles, identity: Identity, document_id: str,
-                   email: str) -> dict[str, Any]:
-    """Give another user read access: the file joins that user's store, so their chats can cite it.
-    Sharing again repeats the attach (idempotent), which also repairs a share whose attach failed."""
-    shared = db.call("share_document", {"p_document_id": document_id, "p_email": email}, identity)
-    store_id = ensure_vector_store(db, files, shared["user_id"], shared["vector_store_id"])
-    files.attach(store_id, shared["openai_file_id"], document_id=document_id, owner_id=str(identity.user_id))
-    log_event(log, "upload_step", step="shared", document_id=document_id, grantee_id=shared["user_id"],
-              vector_store_id=store_id)
-    return {"document_id": document_id, "user_id": shared["user_id"], "email": shared["email"]}
-
-
-def revoke_access(db: Database, files: DocumentFiles, identity: Identity, document_id: str, user_id: str) -> None:
-    """Take a reader's access back; the file leaves their store."""
-    revoked = db.call("revoke_document_access", {"p_document_id": document_id, "p_user_id": user_id}, identity)
-    if revoked["vector_store_id"] and revoked["openai_file_id"]:
-        files.detach(revoked["vector_store_id"], revoked["openai_file_id"])
-    log_event(log, "upload_step", step="revoked", document_id=document_id, grantee_id=user_id)

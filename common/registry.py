@@ -114,7 +114,8 @@ class RegistryRun:
 
     def _accrue_storage(self, stores: list[Store]) -> None:
         """A day's storage cost per store; the free allowance is shared project-wide, so each store
-        pays for its share of the bytes above it."""
+        pays for its share of the bytes above it. The database splits each store's cost over the
+        documents it holds and charges each document's owner (a shared copy is the owner's cost)."""
         total = sum(s.usage_bytes for s in stores)
         total_gb_days = self.prices.gb_days(total)
         billable = self.prices.storage_cost(total_gb_days)
@@ -123,7 +124,7 @@ class RegistryRun:
             if not s.user_id or s.usage_bytes == 0:
                 continue
             share = Decimal(s.usage_bytes) / Decimal(total)
-            rows.append({"user_id": s.user_id, "vector_store_id": s.vector_store_id, "usage_bytes": s.usage_bytes,
+            rows.append({"vector_store_id": s.vector_store_id, "usage_bytes": s.usage_bytes,
                          "gb_days": self.prices.gb_days(s.usage_bytes),
                          "cost_usd": (billable * share).quantize(Decimal("0.00000001"))})
         self.figures.storage_rows = self._call("registry_record_storage",

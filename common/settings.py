@@ -196,6 +196,8 @@ class Settings:
     admin: AdminSettings = AdminSettings()
     cors_origins: tuple[str, ...] = ()
     max_upload_bytes: int = 25 * 1024 * 1024
+    max_documents_per_user: int = 1000
+    max_bytes_per_user: int = 10 * 1024 * 1024 * 1024
     gcp_project: str | None = None
     log_level: str = "INFO"
 
@@ -268,6 +270,8 @@ class Settings:
             admin=AdminSettings.from_reader(r),
             cors_origins=r.csv("CORS_ORIGINS"),
             max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1, 512 * 1024 * 1024),
+            max_documents_per_user=r.integer("MAX_DOCUMENTS_PER_USER", 1000, 1, 1_000_000),
+            max_bytes_per_user=r.integer("MAX_BYTES_PER_USER", 10 * 1024 * 1024 * 1024, 1, 2**50),
             gcp_project=r.optional("GOOGLE_CLOUD_PROJECT"),
             log_level=(r.optional("LOG_LEVEL") or "INFO").upper(),
         )

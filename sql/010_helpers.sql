@@ -161,17 +161,23 @@ begin
 end;
 $$;
 
+-- A document as a user sees it: no OpenAI ids (D8: no answer to a user carries another user's store
+-- or file ids; the backend API adds them to its own results). The owner's id is shown to the owner
+-- and to admins only; ``shared`` tells a reader that someone else owns it.
 create or replace function private.document_json(d public.documents, p_viewer uuid) returns jsonb
-language sql stable set search_path = ''
+language sql stable security definer set search_path = ''
 as $$
   select jsonb_build_object(
     'id', d.id, 'name', d.name, 'mime_type', d.mime_type, 'size_bytes', d.size_bytes, 'sha256', d.sha256,
-    'status', d.status, 'error', d.error, 'owner_id', d.user_id, 'shared', d.user_id <> p_viewer,
-    'openai_file_id', d.openai_file_id, 'vector_store_id', d.vector_store_id, 'usage_bytes', d.usage_bytes,
+    'status', d.status, 'error', d.error, 'shared', d.user_id <> p_viewer, 'usage_bytes', d.usage_bytes,
     'created_at', d.created_at, 'updated_at', d.updated_at)
+    || case when d.user_id = p_viewer
+              or exists (select 1 from public.user_profiles up where up.id = p_viewer and up.role = 'admin')
+            then jsonb_build_object('owner_id', d.user_id) else '{}'::jsonb end
 $$;
 
--- The document if the caller may read it (own, or shared with them) and it is not deleted; else DC404.
+-- The document if the caller may read it (own, or an accepted share: document_access holds only
+-- accepted shares) and it is not deleted; else DC404.
 create or replace function private.readable_document(p_document_id uuid, p_uid uuid) returns public.documents
 language plpgsql stable security definer set search_path = ''
 as $$

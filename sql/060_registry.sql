@@ -8,6 +8,16 @@
 
 alter table public.documents add column if not exists registry_seen_at timestamptz;
 
+-- Storage is a cost per document and day (D7): the row names its document, and the database makes
+-- its key, (vector_storage, document, UTC day), so no caller can pre-empt or collide with it.
+alter table public.usage_logs add column if not exists document_id uuid;
+create unique index if not exists usage_logs_storage_document_day_idx
+  on public.usage_logs (document_id, ((created_at at time zone 'UTC')::date))
+  where service = 'vector_storage' and document_id is not null;
+create unique index if not exists usage_logs_storage_user_day_idx
+  on public.usage_logs (user_id, ((created_at at time zone 'UTC')::date))
+  where service = 'vector_storage' and document_id is null;
+
 create table if not exists public.registry_state (
   id boolean primary key default true check (id),
   cursor jsonb,
@@ -108,9 +118,11 @@ begin
   end if;
   for f in select * from jsonb_to_recordset(p_files) as x(file_id text, status text, usage_bytes bigint,
                                                            error text, document_id text, created_at bigint) loop
-    select * into d from public.documents where id = private.safe_uuid(f.document_id);
+    -- The row is locked while this file is decided, and every update names the statuses it moves
+    -- from, so a delete (or an upload finish) racing this page is never undone.
+    select * into d from public.documents where id = private.safe_uuid(f.document_id) for update;
     if not found then
-      select * into d from public.documents where openai_file_id = f.file_id;
+      select * into d from public.documents where openai_file_id = f.file_id for update;
     end if;
     if d.id is null then
       v_unknown := v_unknown + 1;
@@ -143,7 +155,7 @@ begin
       update public.documents set openai_file_id = f.file_id, vector_store_id = p_vector_store_id,
              status = v_status, error = case when v_status = 'failed' then f.error end,
              usage_bytes = f.usage_bytes, registry_seen_at = now(), updated_at = now()
-       where id = d.id;
+       where id = d.id and status in ('uploading', 'failed');
       v_adopted := v_adopted + 1;
     elsif d.status in ('processing', 'ready', 'failed', 'missing') then
       if d.status <> v_status or d.usage_bytes is distinct from f.usage_bytes
@@ -154,7 +166,7 @@ begin
              vector_store_id = p_vector_store_id, registry_seen_at = now(),
              error = case when v_status = 'failed' then coalesce(f.error, d.error) end,
              updated_at = case when d.status <> v_status then now() else d.updated_at end
-       where id = d.id;
+       where id = d.id and status in ('processing', 'ready', 'failed', 'missing');
     end if;
   end loop;
   return jsonb_build_object('updated', v_updated, 'adopted', v_adopted, 'unknown', v_unknown,
@@ -194,9 +206,9 @@ begin
   select * into st from public.registry_state;
   for f in select * from jsonb_to_recordset(p_files) as x(file_id text, document_id text, created_at bigint) loop
     v_old := to_timestamp(f.created_at) < v_grace;
-    select * into d from public.documents where id = private.safe_uuid(f.document_id);
+    select * into d from public.documents where id = private.safe_uuid(f.document_id) for update;
     if not found then
-      select * into d from public.documents where openai_file_id = f.file_id;
+      select * into d from public.documents where openai_file_id = f.file_id for update;
     end if;
     if d.id is null then
       if f.document_id is not null then
@@ -213,7 +225,8 @@ begin
     if d.status in ('deleted', 'deleting') then
       v_delete := v_delete || jsonb_build_object('file_id', f.file_id, 'reason', 'document_deleted');
     elsif d.status = 'uploading' and d.updated_at < v_grace and d.openai_file_id is null then
-      update public.documents set openai_file_id = f.file_id, updated_at = now() where id = d.id;
+      update public.documents set openai_file_id = f.file_id, updated_at = now()
+       where id = d.id and status = 'uploading' and openai_file_id is null;
       v_attach := v_attach || jsonb_build_object('file_id', f.file_id, 'document_id', d.id, 'owner_id', d.user_id,
         'vector_store_id', (select vector_store_id from public.user_profiles where id = d.user_id));
       v_adopted := v_adopted + 1;
@@ -244,13 +257,7 @@ language plpgsql volatile security definer set search_path = ''
 as $$
 begin
   perform private.check_limit(p_limit);
-  return (select coalesce(jsonb_agg(jsonb_build_object('document_id', d.id, 'openai_file_id', d.openai_file_id,
-            'vector_store_ids', (select coalesce(jsonb_agg(distinct s.store), '[]'::jsonb) from (
-               select d.vector_store_id as store
-               union all
-               select up.vector_store_id from public.document_access a
-                 join public.user_profiles up on up.id = a.user_id where a.document_id = d.id) s
-             where s.store is not null))), '[]'::jsonb)
+  return (select coalesce(jsonb_agg(private.delete_targets(d)), '[]'::jsonb)
             from (select * from public.documents
                    where status = 'deleting' and updated_at < now() - make_interval(secs => p_older_seconds)
                    order by updated_at limit p_limit) d);
@@ -269,8 +276,12 @@ begin
   if p_document_ids is null or jsonb_typeof(p_document_ids) <> 'array' then
     perform private.fail('DC400', 'document_ids must be an array');
   end if;
+  delete from public.document_shares where document_id in
+    (select d.id from public.documents d where d.status = 'deleting'
+        and d.id in (select private.safe_uuid(value) from jsonb_array_elements_text(p_document_ids)));
   delete from public.document_access where document_id in
-    (select private.safe_uuid(value) from jsonb_array_elements_text(p_document_ids));
+    (select d.id from public.documents d where d.status = 'deleting'
+        and d.id in (select private.safe_uuid(value) from jsonb_array_elements_text(p_document_ids)));
   update public.documents set status = 'deleted', deleted_at = now(), updated_at = now()
    where status = 'deleting' and id in (select private.safe_uuid(value) from jsonb_array_elements_text(p_document_ids));
   get diagnostics v_count = row_count;
@@ -280,25 +291,61 @@ $$;
 revoke execute on function public.registry_mark_deleted(jsonb) from public, anon, authenticated;
 grant execute on function public.registry_mark_deleted(jsonb) to service_role;
 
--- registry_record_storage: one vector-storage usage row per store and day ({user_id,
--- vector_store_id, usage_bytes, gb_days, cost_usd}); a second call for the same day adds nothing.
+-- registry_record_storage: a day's vector-storage cost, given per store ({vector_store_id,
+-- usage_bytes, gb_days, cost_usd}), recorded per document and attributed to the document's owner
+-- (D7): each store's cost is split over the documents it holds (its user's own and their accepted
+-- shares) by their bytes, so a shared copy is paid by its owner. A store holding no document is
+-- charged to its user without a document. One row per document and UTC day, keyed by the database;
+-- recording a day twice is DC409, never a silent drop. Returns the number of rows.
 create or replace function public.registry_record_storage(p_day date, p_rows jsonb) returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_count integer;
 begin
-  if p_day is null or p_rows is null or jsonb_typeof(p_rows) <> 'array' then
+  if p_day is null or p_rows is null or jsonb_typeof(p_rows) <> 'array' or jsonb_array_length(p_rows) > 100000 then
     perform private.fail('DC400', 'day and rows are required');
   end if;
-  insert into public.usage_logs (user_id, service, model, quantity, cost_usd, request_id, created_at)
-  select r.user_id, 'vector_storage', null, r.gb_days, r.cost_usd, 'storage:' || r.vector_store_id || ':' || p_day,
-         p_day::timestamp at time zone 'UTC'
-    from jsonb_to_recordset(p_rows) as r(user_id uuid, vector_store_id text, usage_bytes bigint, gb_days numeric,
-                                         cost_usd numeric)
-   where exists (select 1 from public.user_profiles up where up.id = r.user_id)
-  on conflict (request_id) do nothing;
-  get diagnostics v_count = row_count;
+  begin
+    if exists (select 1 from jsonb_to_recordset(p_rows) as r(vector_store_id text, gb_days numeric, cost_usd numeric)
+                where r.vector_store_id is null or not (r.cost_usd >= 0 and r.cost_usd < 1000000)
+                   or not (r.gb_days >= 0 and r.gb_days < 1000000000)) then
+      perform private.fail('DC400', 'each row needs a vector_store_id and finite, non-negative cost and gb_days');
+    end if;
+    with stores as (
+      select r.vector_store_id, r.gb_days, r.cost_usd, up.id as store_user
+        from jsonb_to_recordset(p_rows) as r(vector_store_id text, gb_days numeric, cost_usd numeric)
+        join public.user_profiles up on up.vector_store_id = r.vector_store_id
+    ), held as (
+      select s.vector_store_id, d.id as document_id, d.user_id as owner_id,
+             greatest(coalesce(d.usage_bytes, d.size_bytes), 1) as bytes
+        from stores s join public.documents d on d.user_id = s.store_user and d.vector_store_id = s.vector_store_id
+       where d.status not in ('uploading', 'deleted')
+      union all
+      select s.vector_store_id, d.id, d.user_id, greatest(coalesce(d.usage_bytes, d.size_bytes), 1)
+        from stores s join public.document_access a on a.user_id = s.store_user
+        join public.documents d on d.id = a.document_id
+       where d.status not in ('uploading', 'deleted')
+    ), shares as (
+      select h.*, sum(h.bytes) over (partition by h.vector_store_id) as store_bytes from held h
+    ), charged as (
+      select sh.document_id, sh.owner_id, sum(s.gb_days * sh.bytes / sh.store_bytes) as gb_days,
+             sum(s.cost_usd * sh.bytes / sh.store_bytes) as cost_usd
+        from shares sh join stores s on s.vector_store_id = sh.vector_store_id
+       group by sh.document_id, sh.owner_id
+      union all
+      select null, s.store_user, s.gb_days, s.cost_usd from stores s
+       where not exists (select 1 from held h where h.vector_store_id = s.vector_store_id)
+    )
+    insert into public.usage_logs (user_id, document_id, service, model, quantity, cost_usd, request_id, created_at)
+    select c.owner_id, c.document_id, 'vector_storage', null, round(c.gb_days, 8), round(c.cost_usd, 8),
+           'vector_storage:' || coalesce(c.document_id::text, 'user:' || c.owner_id::text) || ':' || p_day,
+           p_day::timestamp at time zone 'UTC'
+      from charged c;
+    get diagnostics v_count = row_count;
+  exception when unique_violation then
+    perform private.fail('DC409', 'storage for that day is already recorded');
+  end;
   update public.registry_state set storage_day = p_day where id;
   return v_count;
 end;

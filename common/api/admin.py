@@ -89,8 +89,6 @@ class AdminDocument(pydantic.BaseModel):
     status: DocumentStatus
     error: str | None
     usage_bytes: int | None
-    openai_file_id: str | None
-    vector_store_id: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
 

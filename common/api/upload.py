@@ -1,4 +1,4 @@
-"""The upload function: documents uploaded, tracked, listed, shared and deleted (``/upload``)."""
+"""The upload function: documents uploaded, tracked, listed, shared by invitation and deleted (``/upload``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any, Literal
 import pydantic
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from common.documents import delete_document, get_document, revoke_access, share_document, upload_document
+from common import sharing
+from common.documents import delete_document, get_document, upload_document
 from common.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from common.http import RequestContext, Route
 from common.idempotency import run_idempotent
@@ -64,10 +65,46 @@ class ShareIn(pydantic.BaseModel):
     email: str = pydantic.Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
+ShareStatus = Literal["invited", "accepted", "declined", "left"]
+
+
 class ShareOut(pydantic.BaseModel):
-    document_id: uuid.UUID
-    user_id: uuid.UUID
+    """An invitation as its owner sees it: the email it was sent to and where it stands."""
+
+    share_id: uuid.UUID
     email: str
+    status: ShareStatus
+
+
+class ShareListItem(ShareOut):
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ShareList(pydantic.BaseModel):
+    items: list[ShareListItem]
+
+
+class InvitationOut(pydantic.BaseModel):
+    """A pending invitation to read someone's document."""
+
+    share_id: uuid.UUID
+    document_id: uuid.UUID
+    name: str
+    mime_type: str
+    size_bytes: int
+    invited_by: str | None = pydantic.Field(description="The inviting owner's email")
+    created_at: dt.datetime
+
+
+class InvitationList(pydantic.BaseModel):
+    items: list[InvitationOut]
+
+
+class AcceptedOut(pydantic.BaseModel):
+    share_id: uuid.UUID
+    document_id: uuid.UUID
+    status: Literal["accepted"]
 
 
 def _out(doc: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +135,8 @@ def create(ctx: RequestContext) -> tuple[Any, int, dict[str, str]]:
 
     def run() -> tuple[Any, int]:
         doc, created = upload_document(runtime.database, runtime.openai.files, identity, checked, uploaded.stream,
-                                       title=title)
+                                       max_documents=settings.max_documents_per_user,
+                                       max_bytes=settings.max_bytes_per_user, title=title)
         return _out(doc), 201 if created else 200
 
     return run_idempotent(runtime.database, identity, ctx.idempotency_key, "upload", fingerprint, run)
@@ -131,18 +169,52 @@ def delete_one(ctx: RequestContext) -> tuple[None, int]:
 
 
 def share(ctx: RequestContext) -> tuple[Any, int]:
-    """Share a document with another user by email (read access; their chats can cite it)."""
+    """Invite someone by email to read a document; 202 alike whether or not the email is a user's."""
     body = ctx.body
     assert isinstance(body, ShareIn)
-    shared = share_document(ctx.runtime.database, ctx.runtime.openai.files, ctx.identity,  # type: ignore[arg-type]
-                            str(ctx.path_params["id"]), body.email)
-    return ShareOut.model_validate(shared).model_dump(mode="json"), 201
+    invited = sharing.invite(ctx.runtime.database, ctx.identity, str(ctx.path_params["id"]),  # type: ignore[arg-type]
+                             body.email)
+    return ShareOut.model_validate(invited).model_dump(mode="json"), 202
+
+
+def list_shares(ctx: RequestContext) -> Any:
+    """The invitations of one of my documents (email and status)."""
+    shares = ctx.runtime.database.call("list_document_shares", {"p_document_id": str(ctx.path_params["id"])},
+                                       ctx.identity)  # type: ignore[arg-type]
+    return ShareList.model_validate(shares).model_dump(mode="json")
 
 
 def revoke(ctx: RequestContext) -> tuple[None, int]:
-    """Revoke a user's access to a document (the file leaves their vector store)."""
-    revoke_access(ctx.runtime.database, ctx.runtime.openai.files, ctx.identity,  # type: ignore[arg-type]
-                  str(ctx.path_params["id"]), str(ctx.path_params["user_id"]))
+    """Withdraw an invitation or a share (the file leaves the grantee's vector store)."""
+    sharing.revoke(ctx.runtime.database, ctx.runtime.openai.files, ctx.identity,  # type: ignore[arg-type]
+                   str(ctx.path_params["id"]), str(ctx.path_params["share_id"]))
+    return None, 204
+
+
+def leave(ctx: RequestContext) -> tuple[None, int]:
+    """Leave a document shared with me (the file leaves my vector store)."""
+    sharing.leave(ctx.runtime.database, ctx.runtime.openai.files, ctx.identity,  # type: ignore[arg-type]
+                  str(ctx.path_params["id"]))
+    return None, 204
+
+
+def list_invitations(ctx: RequestContext) -> Any:
+    """Invitations waiting for me (matched by my confirmed email)."""
+    pending = ctx.runtime.database.call("list_document_invitations", {}, ctx.identity)  # type: ignore[arg-type]
+    return InvitationList.model_validate(pending).model_dump(mode="json")
+
+
+def accept_invitation(ctx: RequestContext) -> Any:
+    """Accept an invitation: the document joins my documents and my chats' search."""
+    accepted = sharing.accept(ctx.runtime.database, ctx.runtime.openai.files, ctx.identity,  # type: ignore[arg-type]
+                              str(ctx.path_params["share_id"]))
+    return AcceptedOut.model_validate(accepted).model_dump(mode="json")
+
+
+def decline_invitation(ctx: RequestContext) -> tuple[None, int]:
+    """Decline an invitation; nothing of it reaches my documents."""
+    ctx.runtime.database.call("decline_document_invitation", {"p_share_id": str(ctx.path_params["share_id"])},
+                              ctx.identity)  # type: ignore[arg-type]
     return None, 204
 
 
@@ -150,9 +222,15 @@ ROUTES = [
     Route("POST", "/", create, body=UploadForm, body_media="multipart/form-data", response=DocumentOut,
           status=201, errors=(200, 400, 402, 403, 409, 413, 415, 422, 429, 502, 503)),
     Route("GET", "/", list_documents, query=ListQuery, response=DocumentPage, errors=(400, 422)),
+    Route("GET", "/invitations", list_invitations, response=InvitationList, errors=(403,)),
+    Route("POST", "/invitations/{share_id:uuid}/accept", accept_invitation, response=AcceptedOut,
+          errors=(403, 404, 502, 503)),
+    Route("DELETE", "/invitations/{share_id:uuid}", decline_invitation, status=204, errors=(403, 404, 409)),
     Route("GET", "/{id:uuid}", get_one, response=DocumentOut, errors=(404, 502, 503)),
     Route("DELETE", "/{id:uuid}", delete_one, status=204, errors=(403, 404, 502, 503)),
-    Route("POST", "/{id:uuid}/access", share, body=ShareIn, response=ShareOut, status=201,
-          errors=(400, 403, 404, 409, 422, 502, 503)),
-    Route("DELETE", "/{id:uuid}/access/{user_id:uuid}", revoke, status=204, errors=(403, 404, 502, 503)),
+    Route("POST", "/{id:uuid}/access", share, body=ShareIn, response=ShareOut, status=202,
+          errors=(400, 403, 404, 409, 422)),
+    Route("GET", "/{id:uuid}/access", list_shares, response=ShareList, errors=(403, 404)),
+    Route("DELETE", "/{id:uuid}/access/me", leave, status=204, errors=(404, 502, 503)),
+    Route("DELETE", "/{id:uuid}/access/{share_id:uuid}", revoke, status=204, errors=(403, 404, 502, 503)),
 ]

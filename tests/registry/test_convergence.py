@@ -18,7 +18,7 @@ import pytest
 from common.db.base import Identity
 from common.db.psycopg_transport import PsycopgDatabase
 from common.documents import upload_document
-from common.errors import AlreadyRunningError
+from common.errors import AlreadyRunningError, ConflictError
 from common.openai import OpenAIGateway
 from common.openai.files import document_id_from_filename
 from common.pricing import DEFAULT_TABLE, PriceTable
@@ -26,21 +26,22 @@ from common.registry import RegistryRun
 from common.settings import RegistrySettings
 from common.uploads import check_file
 from tests.registry.conftest import RunFactory
-from tests.support.factories import sha256_of
+from tests.support.factories import sha256_of, share_with
 from tests.support.users import AppUser, UserFactory
 
 
 def _upload(db: PsycopgDatabase, gw: OpenAIGateway, user: AppUser, text: str) -> dict[str, Any]:
     stream = io.BytesIO(text.encode())
     checked = check_file(stream, "notes.txt", max_bytes=1 << 20)
-    doc, created = upload_document(db, gw.files, user.identity, checked, stream)
+    doc, created = upload_document(db, gw.files, user.identity, checked, stream, max_documents=1000,
+                                   max_bytes=1 << 30)
     assert created
     return doc
 
 
 def _record(db: PsycopgDatabase, user: AppUser, text: str) -> dict[str, Any]:
     return db.call("create_document", {"p_name": "notes.txt", "p_mime_type": "text/plain", "p_size_bytes": len(text),
-                                       "p_sha256": sha256_of(text)}, user.identity)
+                                       "p_sha256": sha256_of(text)}, Identity.backend(user.id))
 
 
 def _doc(database_url: str, doc_id: str) -> dict[str, Any]:
@@ -85,11 +86,11 @@ def test_every_half_finished_flow_converges_after_one_run(psycopg_db: PsycopgDat
     failed = _record(db, owner, "attach failed")
     file_c, _ = gw.files.upload(failed["document"]["id"], "c.txt", b"attach failed", "text/plain")
     db.call("fail_document_upload", {"p_document_id": failed["document"]["id"], "p_error": "upstream_unavailable",
-                                     "p_openai_file_id": file_c}, owner.identity)
+                                     "p_openai_file_id": file_c}, Identity.backend(owner.id))
     # A delete that stopped after detaching, and one that stopped before doing anything at OpenAI.
     half_deleted = _upload(db, gw, owner, "half deleted")
-    started = db.call("begin_document_delete", {"p_document_id": half_deleted["id"]}, owner.identity)
-    gw.files.detach(started["vector_store_ids"][0], started["openai_file_id"])
+    db.call("begin_document_delete", {"p_document_id": half_deleted["id"]}, owner.identity)
+    gw.files.detach(half_deleted["vector_store_id"], half_deleted["openai_file_id"])
     barely_deleted = _upload(db, gw, owner, "barely deleted")
     db.call("begin_document_delete", {"p_document_id": barely_deleted["id"]}, owner.identity)
     # A ready document whose file vanished at OpenAI.
@@ -98,11 +99,12 @@ def test_every_half_finished_flow_converges_after_one_run(psycopg_db: PsycopgDat
     gw.files.delete_file(vanished["openai_file_id"])
     # A shared document whose access was revoked, but whose file is still in the reader's store.
     shared = _upload(db, gw, owner, "shared then revoked")
-    grant = db.call("share_document", {"p_document_id": shared["id"], "p_email": reader.email}, owner.identity)
+    grant = share_with(db, owner, shared, reader)
     reader_store = gw.files.create_store(reader.id)
-    db.call("set_user_vector_store", {"p_user_id": reader.id, "p_vector_store_id": reader_store}, Identity.service())
+    db.call("set_user_vector_store", {"p_vector_store_id": reader_store}, Identity.backend(reader.id))
     gw.files.attach(reader_store, shared["openai_file_id"], document_id=shared["id"], owner_id=owner.id)
-    db.call("revoke_document_access", {"p_document_id": shared["id"], "p_user_id": grant["user_id"]}, owner.identity)
+    db.call("revoke_document_share", {"p_document_id": shared["id"], "p_share_id": grant["share_id"]},
+            Identity.backend(owner.id))
     # A file in a store that no document knows.
     stray_doc = str(uuid.uuid4())
     stray, _ = gw.files.upload(stray_doc, "stray.txt", b"stray", "text/plain")
@@ -209,7 +211,7 @@ def test_storage_is_accrued_once_a_day_with_the_free_allowance_shared(psycopg_db
                                                                       gateway: OpenAIGateway, users: UserFactory,
                                                                       database_url: str) -> None:
     user = users.create()
-    _upload(psycopg_db, gateway, user, "storage is billed per GB-day " * 40)
+    doc = _upload(psycopg_db, gateway, user, "storage is billed per GB-day " * 40)
     table = json.loads(DEFAULT_TABLE.read_text())
     table["vector_storage_free_gb"] = "0"
     prices = PriceTable(table)
@@ -219,10 +221,10 @@ def test_storage_is_accrued_once_a_day_with_the_free_allowance_shared(psycopg_db
     again = RegistryRun(psycopg_db, gateway.files, prices, settings, today=lambda: day).execute()
     assert first["figures"]["storage_rows"] >= 1 and again["figures"]["storage_rows"] == 0
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("select user_id, quantity, cost_usd from public.usage_logs"
+        rows = conn.execute("select user_id, quantity, cost_usd, document_id::text from public.usage_logs"
                             " where service = 'vector_storage' and request_id like %s", [f"%:{day}"]).fetchall()
     mine = [r for r in rows if str(r[0]) == user.id]
-    assert len(mine) == 1
+    assert len(mine) == 1 and mine[0][3] == doc["id"]
     store_bytes = next(s.usage_bytes for page in gateway.files.store_pages() for s in page if s.user_id == user.id)
     assert mine[0][1] == PriceTable.gb_days(store_bytes)
     total_bytes = sum(s.usage_bytes for page in gateway.files.store_pages() for s in page)
@@ -230,3 +232,35 @@ def test_storage_is_accrued_once_a_day_with_the_free_allowance_shared(psycopg_db
     assert mine[0][2] == expected.quantize(Decimal("0.00000001"))
     summary = psycopg_db.call("get_usage_summary", {"p_from": str(day), "p_to": str(day)}, user.identity)
     assert [s["service"] for s in summary["by_service"]] == ["vector_storage"]
+
+
+def test_the_storage_of_a_shared_copy_is_the_owners_cost(psycopg_db: PsycopgDatabase, gateway: OpenAIGateway,
+                                                         users: UserFactory, database_url: str) -> None:
+    # Given a document its owner shared, accepted by a reader: the file is in both stores
+    from common.sharing import accept, invite
+
+    owner, reader = users.create(), users.create()
+    doc = _upload(psycopg_db, gateway, owner, "a shared copy costs its owner " * 40)
+    invited = invite(psycopg_db, owner.identity, doc["id"], reader.email)
+    accept(psycopg_db, gateway.files, reader.identity, invited["share_id"])
+    table = json.loads(DEFAULT_TABLE.read_text())
+    table["vector_storage_free_gb"] = "0"
+    day = dt.date(2031, 2, 1)
+    # When a day's storage is accrued
+    RegistryRun(psycopg_db, gateway.files, PriceTable(table), RegistrySettings(service_token="t", grace_seconds=0),
+                today=lambda: day).execute()
+    # Then both copies are one row for the document, charged to its owner; the reader pays nothing
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select user_id::text, document_id::text, cost_usd from public.usage_logs"
+                            " where service = 'vector_storage' and created_at = %s::timestamptz"
+                            " and user_id in (%s, %s)", [f"{day}T00:00:00Z", owner.id, reader.id]).fetchall()
+        stores = dict(conn.execute("select id::text, vector_store_id from public.user_profiles where id in (%s, %s)",
+                                   [owner.id, reader.id]).fetchall())
+    assert [(r[0], r[1]) for r in rows] == [(owner.id, doc["id"])]
+    usage = {s.vector_store_id: s.usage_bytes for page in gateway.files.store_pages() for s in page}
+    assert usage[stores[reader.id]] > 0 and rows[0][2] > 0
+    # And a second record of the same day is a conflict, not a silent drop
+    with pytest.raises(ConflictError):
+        psycopg_db.call("registry_record_storage", {"p_day": str(day), "p_rows": [
+            {"vector_store_id": stores[owner.id], "usage_bytes": 1, "gb_days": "0.1", "cost_usd": "0.01"}]},
+            Identity.service())

@@ -45,31 +45,17 @@ def _offences(name: str, args: list[str], source: str) -> list[str]:
     return found
 
 
-# The document upload bookkeeping and sharing functions (sql/020_documents.sql) move to the backend
-# API with the invitation-based sharing; until then they are checked by the strict xfail below, which
-# turns into a failure the moment they are clean, so the exclusion cannot outlive its reason.
-DOCUMENT_FUNCTIONS = {"finish_document_upload", "fail_document_upload", "record_document_status",
-                      "revoke_document_access"}
-
-
-def _offenders(database_url: str, *, documents: bool) -> list[str]:
+def _offenders(database_url: str) -> list[str]:
     functions = _user_callable(database_url)
     assert len(functions) > 10
-    return sorted(o for name, args, source, _ in functions if (name in DOCUMENT_FUNCTIONS) == documents
-                  for o in _offences(name, args, source))
+    return sorted(o for name, args, source, _ in functions for o in _offences(name, args, source))
 
 
 def test_no_user_callable_function_takes_what_a_user_must_not_choose(database_url: str) -> None:
     # Given every function anon or authenticated may execute, when each argument is checked against
     # what only the backend may pass, then none is found
-    offenders = _offenders(database_url, documents=False)
+    offenders = _offenders(database_url)
     assert offenders == [], f"user-callable functions taking backend-only arguments: {offenders}"
-
-
-@pytest.mark.xfail(strict=True, reason="upload bookkeeping and grantee ids are still user API in 020_documents.sql")
-def test_no_user_callable_document_function_takes_what_a_user_must_not_choose(database_url: str) -> None:
-    offenders = _offenders(database_url, documents=True)
-    assert offenders == [], f"user-callable document functions taking backend-only arguments: {offenders}"
 
 
 def test_the_backend_api_is_granted_to_the_service_role_only(database_url: str) -> None:

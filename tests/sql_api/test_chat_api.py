@@ -221,11 +221,12 @@ def test_a_disabled_user_can_do_nothing(db: Database, users: UserFactory, databa
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("update public.user_profiles set disabled = true where id = %s", [user.id])
     for function, args in [("get_my_profile", {}), ("list_documents", {}), ("list_sessions", {}),
-                           ("get_session", {"p_session_id": session["id"]}), ("get_usage_summary", {}),
-                           ("create_document", {"p_name": "a", "p_mime_type": "text/plain", "p_size_bytes": 1,
-                                                "p_sha256": "0" * 64})]:
+                           ("get_session", {"p_session_id": session["id"]}), ("get_usage_summary", {})]:
         with pytest.raises(UserDisabledError):
             db.call(function, args, user.identity)
+    with pytest.raises(UserDisabledError):
+        db.call("create_document", {"p_name": "a", "p_mime_type": "text/plain", "p_size_bytes": 1,
+                                    "p_sha256": "0" * 64}, Identity.backend(user.id))
     with pytest.raises(UserDisabledError):
         begin_turn(db, user, max_cost=Decimal("0"))
 

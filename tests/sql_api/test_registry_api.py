@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
 from common.db.base import Database, Identity
-from common.errors import AlreadyRunningError, ForbiddenError, InvalidInputError
+from common.errors import AlreadyRunningError, ConflictError, ForbiddenError, InvalidInputError
 from tests.support.factories import make_document
 from tests.support.users import UserFactory
 
@@ -66,15 +67,39 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lease(db: Database, r
         db.call("registry_begin_run", {"p_lease_seconds": 60}, SERVICE)
 
 
-def test_storage_rows_are_recorded_once_per_store_and_day(db: Database, users: UserFactory) -> None:
-    user = users.create()
-    db.call("get_my_profile", {}, user.identity)
-    rows = [{"user_id": user.id, "vector_store_id": f"vs_{user.id[:8]}", "usage_bytes": 2048,
-             "gb_days": "0.00000191", "cost_usd": "0.00000019"}]
-    assert db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE) == 1
-    assert db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE) == 0
+def test_storage_is_recorded_per_document_once_per_day(db: Database, users: UserFactory,
+                                                       database_url: str) -> None:
+    # Given a user with two documents of different sizes in their store, and a store with no document
+    user, empty = users.create(), users.create()
+    small, big = make_document(db, user), make_document(db, user)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.documents set usage_bytes = case when id = %s then 1000 else 3000 end"
+                     " where id in (%s, %s)", [small["id"], small["id"], big["id"]])
+    empty_store = db.call("set_user_vector_store", {"p_vector_store_id": f"vs_e_{empty.id[:8]}"},
+                          Identity.backend(empty.id))["vector_store_id"]
+    rows = [{"vector_store_id": small["vector_store_id"], "usage_bytes": 4000, "gb_days": "0.004", "cost_usd": "0.4"},
+            {"vector_store_id": empty_store, "usage_bytes": 10, "gb_days": "0.00001", "cost_usd": "0.001"}]
+    # When a day is recorded
+    assert db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE) == 3
+    # Then each document carries its share of its store's cost, and the empty store's user pays theirs
+    with psycopg.connect(database_url) as conn:
+        got = dict(conn.execute("select coalesce(document_id::text, user_id::text), cost_usd from public.usage_logs"
+                                " where service = 'vector_storage' and user_id in (%s, %s)", [user.id, empty.id]))
+    assert got == {small["id"]: Decimal("0.1"), big["id"]: Decimal("0.3"), empty.id: Decimal("0.001")}
+    # And the same day again is a conflict, never a silent drop
+    with pytest.raises(ConflictError):
+        db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE)
     summary = db.call("get_usage_summary", {"p_from": "2030-03-01", "p_to": "2030-03-01"}, user.identity)
     assert summary["by_service"][0]["service"] == "vector_storage"
+
+
+@pytest.mark.parametrize("cost", ["NaN", "-0.01", "Infinity", "1e30"])
+def test_storage_costs_must_be_finite_and_non_negative(db: Database, users: UserFactory, cost: str) -> None:
+    user = users.create()
+    doc = make_document(db, user)
+    with pytest.raises(InvalidInputError):
+        db.call("registry_record_storage", {"p_day": "2030-04-01", "p_rows": [
+            {"vector_store_id": doc["vector_store_id"], "usage_bytes": 1, "gb_days": "0.1", "cost_usd": cost}]}, SERVICE)
 
 
 @pytest.mark.parametrize(("function", "args"), [

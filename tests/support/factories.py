@@ -17,19 +17,31 @@ def sha256_of(text: str) -> str:
 
 def make_document(db: Database, user: AppUser, *, name: str = "notes.txt", content: str | None = None,
                   status: str = "ready") -> dict[str, Any]:
-    """A document of ``user`` in the given status (uploading, ready, processing or failed)."""
+    """A document of ``user`` in the given status (uploading, ready, processing or failed), recorded
+    the way the backend records an upload; the result carries the OpenAI ids (a backend result)."""
     content = content or f"content {uuid.uuid4()}"
+    backend = Identity.backend(user.id)
     created = db.call("create_document", {"p_name": name, "p_mime_type": "text/plain",
-                                          "p_size_bytes": len(content), "p_sha256": sha256_of(content)}, user.identity)
+                                          "p_size_bytes": len(content), "p_sha256": sha256_of(content)}, backend)
     doc = created["document"]
     if status == "uploading":
         return doc
     if status == "failed":
-        return db.call("fail_document_upload", {"p_document_id": doc["id"], "p_error": "boom"}, user.identity)
-    store = f"vs_{user.id.replace('-', '')[:16]}"
-    db.call("set_user_vector_store", {"p_user_id": user.id, "p_vector_store_id": store}, Identity.service())
+        return db.call("fail_document_upload", {"p_document_id": doc["id"], "p_error": "boom"}, backend)
+    store = db.call("set_user_vector_store", {"p_vector_store_id": f"vs_{user.id.replace('-', '')[:16]}"},
+                    backend)["vector_store_id"]
     return db.call("finish_document_upload", {"p_document_id": doc["id"], "p_openai_file_id": f"file-{uuid.uuid4().hex}",
-                                              "p_vector_store_id": store, "p_status": status}, user.identity)
+                                              "p_vector_store_id": store, "p_status": status}, backend)
+
+
+def share_with(db: Database, owner: AppUser, doc: dict[str, Any], grantee: AppUser, *,
+               accept: bool = True) -> dict[str, Any]:
+    """``owner`` invites ``grantee`` to ``doc``; the grantee accepts unless ``accept`` is False.
+    Returns the invitation (accepted: the backend's answer, with the file and the grantee's store)."""
+    invited = db.call("share_document", {"p_document_id": doc["id"], "p_email": grantee.email}, owner.identity)
+    if not accept:
+        return invited
+    return db.call("accept_document_invitation", {"p_share_id": invited["share_id"]}, Identity.backend(grantee.id))
 
 
 def backend(user: AppUser) -> Identity:

@@ -42,3 +42,19 @@ def upload(client: flask.testing.FlaskClient, user: AppUser, name: str, content:
            **headers: str) -> Any:
     return client.post("/", headers=auth(user, **headers), content_type="multipart/form-data",
                        data={"file": (io.BytesIO(content), name)})
+
+
+def store_of(database_url: str, user_id: str) -> str | None:
+    """A user's vector store id, as recorded (no user-facing answer carries it)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select vector_store_id from public.user_profiles where id = %s", [user_id]).fetchone()
+    return row[0] if row else None
+
+
+def file_of(db: Any, user: AppUser, document_id: str) -> str | None:
+    """The OpenAI file of a user's document, through the backend API."""
+    from common.db.base import Identity
+
+    return db.call("get_document_placement", {"p_document_id": document_id}, Identity.backend(user.id))["openai_file_id"]

@@ -17,7 +17,7 @@ from common.runtime import Runtime
 from tests.support import samples
 from tests.support.openapi import assert_matches_openapi
 from tests.support.users import UserFactory
-from tests.upload.conftest import MAX_UPLOAD_BYTES, auth, upload
+from tests.upload.conftest import MAX_UPLOAD_BYTES, auth, file_of, store_of, upload
 
 OPENAPI = build_openapi(registered_functions())
 
@@ -192,37 +192,78 @@ def test_another_user_cannot_see_get_or_delete_and_openai_is_never_asked(
     assert client.get(f"/{doc['id']}", headers=auth(owner)).status_code == 200
 
 
-def test_sharing_gives_read_access_and_revoking_takes_it_back(client: flask.testing.FlaskClient, users: UserFactory,
-                                                              runtime: Runtime) -> None:
+def _invite(client: flask.testing.FlaskClient, owner: AppUser, doc_id: str, email: str) -> Any:
+    return client.post(f"/{doc_id}/access", headers=auth(owner), json={"email": email})
+
+
+def test_sharing_is_an_invitation_the_grantee_accepts(client: flask.testing.FlaskClient, users: UserFactory,
+                                                      runtime: Runtime, database_url: str) -> None:
+    # Given an owner's document and an invitation to another user's email
     owner, reader = users.create(), users.create()
-    client.get("/", headers=auth(reader))  # the reader has signed in once
     doc = upload(client, owner, "shared.txt", b"shared knowledge about comets").json
-    shared = client.post(f"/{doc['id']}/access", headers=auth(owner), json={"email": reader.email})
-    assert shared.status_code == 201 and shared.json["user_id"] == reader.id
-    assert_matches_openapi(OPENAPI, "POST", "/upload/{id}/access", 201, shared.json)
+    invited = _invite(client, owner, doc["id"], reader.email)
+    assert invited.status_code == 202 and invited.json["status"] == "invited"
+    assert_matches_openapi(OPENAPI, "POST", "/upload/{id}/access", 202, invited.json)
+    stranger = _invite(client, owner, doc["id"], "nobody-at-all@example.test")
+    assert stranger.status_code == 202 and set(stranger.json) == set(invited.json)
+    # Then nothing reaches the grantee before they accept
+    file_id = file_of(runtime.database, owner, doc["id"])
+    assert client.get(f"/{doc['id']}", headers=auth(reader)).status_code == 404
+    assert store_of(database_url, reader.id) is None
+    pending = client.get("/invitations", headers=auth(reader))
+    assert pending.status_code == 200 and [i["share_id"] for i in pending.json["items"]] == [invited.json["share_id"]]
+    assert_matches_openapi(OPENAPI, "GET", "/upload/invitations", 200, pending.json)
+    # When they accept, it is theirs to read and in their store
+    accepted = client.post(f"/invitations/{invited.json['share_id']}/accept", headers=auth(reader))
+    assert accepted.status_code == 200 and accepted.json["status"] == "accepted"
     seen = client.get(f"/{doc['id']}", headers=auth(reader))
     assert seen.status_code == 200 and seen.json["shared"] is True
     assert [d["id"] for d in client.get("/", headers=auth(reader)).json["items"]] == [doc["id"]]
+    reader_store = store_of(database_url, reader.id)
+    assert reader_store and runtime.openai.files.status(reader_store, file_id) is not None
+    # And a reader can neither delete nor share it
     assert client.delete(f"/{doc['id']}", headers=auth(reader)).status_code == 403
-    assert client.post(f"/{doc['id']}/access", headers=auth(reader), json={"email": owner.email}).status_code == 403
-    reader_store = runtime.database.call("get_my_profile", {}, reader.identity)["vector_store_id"]
-    file_id = runtime.database.call("get_document", {"p_document_id": doc["id"]}, owner.identity)["openai_file_id"]
-    assert runtime.openai.files.status(reader_store, file_id) is not None
-    assert client.delete(f"/{doc['id']}/access/{reader.id}", headers=auth(owner)).status_code == 204
+    assert _invite(client, reader, doc["id"], "x@example.test").status_code == 403
+    # The owner sees emails and statuses only, and revoking takes the file out of the reader's store
+    shares = client.get(f"/{doc['id']}/access", headers=auth(owner))
+    assert shares.status_code == 200
+    assert {(s["email"], s["status"]) for s in shares.json["items"]} == {
+        (reader.email, "accepted"), ("nobody-at-all@example.test", "invited")}
+    assert_matches_openapi(OPENAPI, "GET", "/upload/{id}/access", 200, shares.json)
+    assert client.delete(f"/{doc['id']}/access/{invited.json['share_id']}", headers=auth(owner)).status_code == 204
     assert client.get(f"/{doc['id']}", headers=auth(reader)).status_code == 404
     assert runtime.openai.files.status(reader_store, file_id) is None
 
 
+def test_a_grantee_declines_or_leaves(client: flask.testing.FlaskClient, users: UserFactory, runtime: Runtime,
+                                      database_url: str) -> None:
+    owner, decliner, leaver = users.create(), users.create(), users.create()
+    unconfirmed = users.create(confirmed=False)
+    doc = upload(client, owner, "maybe.txt", b"do you want to read this").json
+    declined = _invite(client, owner, doc["id"], decliner.email).json
+    assert client.delete(f"/invitations/{declined['share_id']}", headers=auth(decliner)).status_code == 204
+    assert client.get("/invitations", headers=auth(decliner)).json["items"] == []
+    assert client.post(f"/invitations/{declined['share_id']}/accept", headers=auth(decliner)).status_code == 404
+    to_leave = _invite(client, owner, doc["id"], leaver.email).json
+    assert client.post(f"/invitations/{to_leave['share_id']}/accept", headers=auth(leaver)).status_code == 200
+    assert client.delete(f"/{doc['id']}/access/me", headers=auth(leaver)).status_code == 204
+    assert client.get(f"/{doc['id']}", headers=auth(leaver)).status_code == 404
+    assert runtime.openai.files.status(store_of(database_url, leaver.id), file_of(runtime.database, owner, doc["id"])) is None
+    assert client.delete(f"/{doc['id']}/access/me", headers=auth(leaver)).status_code == 404
+    _invite(client, owner, doc["id"], unconfirmed.email)
+    refused = client.get("/invitations", headers=auth(unconfirmed))
+    assert refused.status_code == 403 and refused.json["code"] == "forbidden"
+
+
 def test_deleting_a_shared_document_removes_it_from_every_store(client: flask.testing.FlaskClient,
-                                                                 users: UserFactory, runtime: Runtime) -> None:
+                                                                 users: UserFactory, runtime: Runtime,
+                                                                 database_url: str) -> None:
     owner, reader = users.create(), users.create()
-    client.get("/", headers=auth(reader))
     doc = upload(client, owner, "both.txt", b"in two stores at once").json
-    client.post(f"/{doc['id']}/access", headers=auth(owner), json={"email": reader.email})
-    db = runtime.database
-    owner_store = db.call("get_my_profile", {}, owner.identity)["vector_store_id"]
-    reader_store = db.call("get_my_profile", {}, reader.identity)["vector_store_id"]
-    file_id = db.call("get_document", {"p_document_id": doc["id"]}, owner.identity)["openai_file_id"]
+    invited = _invite(client, owner, doc["id"], reader.email).json
+    client.post(f"/invitations/{invited['share_id']}/accept", headers=auth(reader))
+    owner_store, reader_store = store_of(database_url, owner.id), store_of(database_url, reader.id)
+    file_id = file_of(runtime.database, owner, doc["id"])
     assert client.delete(f"/{doc['id']}", headers=auth(owner)).status_code == 204
     files = runtime.openai.files
     assert files.status(owner_store, file_id) is None and files.status(reader_store, file_id) is None
@@ -240,8 +281,7 @@ def test_a_title_replaces_the_file_name_for_display(client: flask.testing.FlaskC
     response = client.post("/", headers=auth(user), content_type="multipart/form-data",
                            data={"file": (io.BytesIO(b"quarterly numbers"), "q3.txt"), "title": "  Q3/Q4\nreport  "})
     assert response.status_code == 201 and response.json["name"] == "Q3/Q4 report"
-    file_id = runtime.database.call("get_document", {"p_document_id": response.json["id"]},
-                                    user.identity)["openai_file_id"]
+    file_id = file_of(runtime.database, user, response.json["id"])
     names = [f.filename for page in runtime.openai.files.file_pages() for f in page if f.file_id == file_id]
     assert names == [f"{response.json['id']}__q3.txt"]
 
@@ -256,3 +296,28 @@ def test_file_names_are_cleaned_and_their_extension_says_what_the_bytes_are(raw:
     from common.uploads import clean_filename
 
     assert clean_filename(raw, kind) == expected
+
+
+def test_a_user_over_their_document_quota_gets_409_before_any_openai_call(
+        runtime: Runtime, users: UserFactory, standin: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Given an upload function whose users may keep one document
+    import dataclasses
+
+    from common.openai import build_gateway
+    from tests.support.functions import build_function_app
+
+    small = Runtime(dataclasses.replace(runtime.settings, max_documents_per_user=1), database=runtime.database,
+                    openai_factory=lambda s: build_gateway(s.openai))
+    client = build_function_app(tmp_path_factory.mktemp("quota"), "upload", small).test_client()
+    try:
+        user = users.create()
+        assert upload(client, user, "one.txt", b"the only document allowed").status_code == 201
+        standin.clear_requests()
+        # When they upload a second one
+        refused = upload(client, user, "two.txt", b"one document too many")
+        # Then it is refused with a conflict, and OpenAI never heard of it
+        assert refused.status_code == 409 and refused.json["code"] == "conflict"
+        assert _openai_calls(standin) == []
+        assert len(client.get("/", headers=auth(user)).json["items"]) == 1
+    finally:
+        small.openai.client.close()

@@ -16,7 +16,7 @@ from common.registry import RegistryRun
 from common.runtime import Runtime
 from tests.support.functions import build_function_app, make_runtime
 from tests.support.users import UserFactory
-from tests.upload.conftest import auth, upload
+from tests.upload.conftest import auth, file_of, store_of, upload
 
 
 def _files_named_for(runtime: Runtime, doc_id: str) -> list[Any]:
@@ -51,9 +51,8 @@ def test_vector_store_add_fails(client: flask.testing.FlaskClient, users: UserFa
     assert response.status_code == 503 and response.json["code"] == "upstream_unavailable"
     doc = _only_document(client, user)
     assert doc["status"] == "failed"
-    recorded = psycopg_db.call("get_document", {"p_document_id": doc["id"]}, user.identity)
     files = _files_named_for(runtime, doc["id"])
-    assert [f.file_id for f in files] == [recorded["openai_file_id"]]  # recorded on the row and findable by name
+    assert [f.file_id for f in files] == [file_of(psycopg_db, user, doc["id"])]  # recorded on the row and findable by name
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,7 @@ def supabase_client(supabase_runtime: Runtime, tmp_path_factory: pytest.TempPath
 
 def test_database_fails_after_the_openai_file_exists(supabase_client: flask.testing.FlaskClient, users: UserFactory,
                                                      postgrest: Any, supabase_runtime: Runtime,
-                                                     psycopg_db: Database) -> None:
+                                                     psycopg_db: Database, database_url: str) -> None:
     user = users.create()
     # Given the database goes away after the document was recorded and the file reached OpenAI
     postgrest.inject_fault(drop=True, function="finish_document_upload")
@@ -83,7 +82,7 @@ def test_database_fails_after_the_openai_file_exists(supabase_client: flask.test
     # And the OpenAI file can be found: by the document id in its name, and in the store by its attributes
     files = _files_named_for(supabase_runtime, doc["id"])
     assert len(files) == 1
-    store = psycopg_db.call("get_my_profile", {}, user.identity)["vector_store_id"]
+    store = store_of(database_url, user.id)
     in_store = supabase_runtime.openai.files.status(store, files[0].file_id)
     assert in_store is not None and in_store.document_id == doc["id"]
     # And the registry refresh adopts it into the row
