@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -14,13 +13,16 @@ from tests.support.jwt_keys import HS256_SECRET, ISSUER, supabase_claims
 
 TEST_JWT_SECRET = HS256_SECRET
 TEST_ISSUER = ISSUER
+_KEY_ISSUED_AT = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
 def service_role_key(secret: str = TEST_JWT_SECRET) -> str:
-    """A legacy-style service_role API key: an HS256 JWT signed with the project's secret."""
-    now = int(time.time())
-    return jwt.encode({"iss": "supabase", "ref": "local", "role": "service_role", "iat": now,
-                       "exp": now + 10 * 365 * 86400}, secret, algorithm="HS256")
+    """A legacy-style service_role API key: an HS256 JWT signed with the project's secret.
+
+    Its times are fixed, as a real project's key is minted once: the same secret always gives the
+    same key, so a test may compare it with what a transport sends."""
+    return jwt.encode({"iss": "supabase", "ref": "local", "role": "service_role", "iat": _KEY_ISSUED_AT,
+                       "exp": _KEY_ISSUED_AT + 20 * 365 * 86400}, secret, algorithm="HS256")
 
 
 @dataclass(frozen=True)
