@@ -26,7 +26,7 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     │   └── UpstreamNotFoundError    502 upstream_not_found    (OpenAI no longer has the object)
     ├── UpstreamUnavailableError     503 upstream_unavailable  (OpenAI timeouts, 5xx, connection)
     ├── DatabaseUnavailableError     503 database_unavailable
-    ├── DatabaseBusyError            503 database_busy         (a timeout or lock wait; retry shortly)
+    │   └── DatabaseBusyError        503 database_busy         (a timeout or lock wait; retry shortly)
     ├── AuthUnavailableError         503 auth_unavailable      (the signing keys cannot be fetched)
     └── ConfigurationError           500 configuration_error   (a missing or placeholder setting)
 """
@@ -160,7 +160,7 @@ class DatabaseUnavailableError(AppError):
         return {"Retry-After": "5"}
 
 
-class DatabaseBusyError(AppError):
+class DatabaseBusyError(DatabaseUnavailableError):
     """The database is reachable but did not finish in time: a statement or lock timeout, a
     serialization failure or deadlock, or the Supabase edge timing out (520/522/524)."""
 

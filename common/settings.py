@@ -85,13 +85,29 @@ class _Reader:
             raise ConfigurationError("Invalid configuration: " + "; ".join(self.problems))
 
 
+def _publishable_key(r: _Reader, *, required: bool) -> str | None:
+    """``SUPABASE_PUBLISHABLE_KEY`` (``sb_publishable_...``), or its legacy name ``SUPABASE_ANON_KEY``
+    (a legacy anon JWT key, as older deployments provision it); both set must agree."""
+    key, legacy = r.optional("SUPABASE_PUBLISHABLE_KEY"), r.optional("SUPABASE_ANON_KEY")
+    if key and legacy and key != legacy:
+        r.problems.append("SUPABASE_PUBLISHABLE_KEY and SUPABASE_ANON_KEY (its legacy name) differ")
+    if required and not (key or legacy) and not any(p.startswith("SUPABASE_PUBLISHABLE_KEY ") or
+                                                    p.startswith("SUPABASE_ANON_KEY ") for p in r.problems):
+        r.problems.append("SUPABASE_PUBLISHABLE_KEY is not set")
+    if (key or "").startswith("sb_secret_"):
+        r.problems.append("SUPABASE_PUBLISHABLE_KEY holds a secret key")
+    return key or legacy
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     """How to reach the SQL function API: psycopg when ``database_url``, else supabase-py RPC."""
 
     database_url: str | None = None
     supabase_url: str | None = None
-    supabase_anon_key: str | None = None
+    # Sent as ``apikey`` with user calls (least privilege); the user's token decides the role.
+    supabase_publishable_key: str | None = field(default=None, repr=False)
+    # Sent with service and backend calls (service_role).
     supabase_secret_key: str | None = field(default=None, repr=False)
     pool_max_size: int = 4
     timeout_seconds: float = 10.0
@@ -162,11 +178,12 @@ class Settings:
         r = _Reader(os.environ if env is None else env)
         supabase_url = r.url("SUPABASE_URL")
         database_url = r.optional("DATABASE_URL")
+        rpc = bool(supabase_url and not database_url)  # the supabase-py transport needs both keys
         database = DatabaseSettings(
             database_url=database_url,
             supabase_url=supabase_url,
-            supabase_anon_key=r.optional("SUPABASE_ANON_KEY"),
-            supabase_secret_key=r.required("SUPABASE_SECRET_KEY") if supabase_url and not database_url else r.optional("SUPABASE_SECRET_KEY"),
+            supabase_publishable_key=_publishable_key(r, required=rpc),
+            supabase_secret_key=r.required("SUPABASE_SECRET_KEY") if rpc else r.optional("SUPABASE_SECRET_KEY"),
             pool_max_size=r.integer("DATABASE_POOL_SIZE", 4, 1, 64),
             timeout_seconds=r.number("DATABASE_TIMEOUT_SECONDS", 10.0, 0.5, 120.0),
         )

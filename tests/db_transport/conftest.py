@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 import psycopg
@@ -21,7 +22,7 @@ from common.db.supabase_transport import SupabaseDatabase
 from tests.support.postgres import PostgresForTests
 from tests.support.postgrest_emulator import PostgrestEmulator, start_postgrest_emulator
 from tests.support.jwt_keys import supabase_claims
-from tests.support.users import TEST_JWT_SECRET, service_role_key
+from tests.support.users import TEST_JWT_SECRET, TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, anon_key, service_role_key
 
 TRANSPORTS = ("psycopg", "supabase")
 
@@ -141,15 +142,21 @@ def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def make_transport(transport_functions: str, emulator: PostgrestEmulator) -> Iterator[Callable[..., Database]]:
-    """``make_transport(kind, url=None, timeout_seconds=10)``: a transport, closed at the end of the session."""
+    """``make_transport(kind, url=None, timeout_seconds=10, legacy_keys=False, **options)``: a transport,
+    closed at the end of the session. The supabase one uses the project's new-style keys, or its
+    legacy JWT keys with ``legacy_keys=True``."""
     made: list[PsycopgDatabase | SupabaseDatabase] = []
 
-    def make(kind: str, *, url: str | None = None, timeout_seconds: float = 10.0) -> Database:
+    def make(kind: str, *, url: str | None = None, timeout_seconds: float = 10.0, legacy_keys: bool = False,
+             **options: Any) -> Database:
         db: PsycopgDatabase | SupabaseDatabase
         if kind == "psycopg":
             db = PsycopgDatabase(url or transport_functions, max_size=4, timeout_seconds=timeout_seconds)
         elif kind == "supabase":
-            db = SupabaseDatabase(url or emulator.url, service_role_key(), timeout_seconds=timeout_seconds)
+            secret, publishable = ((service_role_key(), anon_key()) if legacy_keys
+                                   else (TEST_SECRET_KEY, TEST_PUBLISHABLE_KEY))
+            db = SupabaseDatabase(url or emulator.url, secret, publishable_key=publishable,
+                                  timeout_seconds=timeout_seconds, **options)
         else:
             raise ValueError(f"unknown transport {kind!r}")
         made.append(db)

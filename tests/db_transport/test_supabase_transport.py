@@ -13,7 +13,7 @@ from common.db.base import Database, Identity
 from common.db.supabase_transport import SupabaseDatabase
 from common.errors import AppError, DatabaseUnavailableError, UnauthorizedError
 from tests.support.postgrest_emulator import PostgrestEmulator
-from tests.support.users import service_role_key
+from tests.support.users import TEST_SECRET_KEY
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_user_calls_from_many_threads_leave_the_shared_client_untouched(
     # given the shared client as built for the service role
     rest_headers = dict(supabase.client.postgrest.headers)
     option_headers = dict(supabase.client.options.headers)
-    assert rest_headers["authorization"] == f"Bearer {service_role_key()}"
+    assert rest_headers["authorization"] == f"Bearer {TEST_SECRET_KEY}"
     users = [make_user() for _ in range(8)]
     # when many users call at once on threads sharing the client
     with ThreadPoolExecutor(max_workers=8) as pool:
