@@ -70,6 +70,17 @@ class _Reader:
             self.problems.append(f"{name} must be between {low} and {high}, got {value}")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
     def url(self, name: str, *, required: bool = False) -> str | None:
         value = self.required(name) if required else self.optional(name)
         if value and not re.match(r"^https?://[^/\s]+", value):
@@ -122,6 +133,8 @@ class AuthSettings:
     jwt_secret: str | None = field(default=None, repr=False)
     jwks_url: str | None = None
     leeway_seconds: int = 30
+    # Supabase's anonymous sign-ins (is_anonymous: true) are refused unless this is set.
+    allow_anonymous: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,7 +212,8 @@ class Settings:
             r.problems.append("SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL (or SUPABASE_URL) must be set")
         auth = AuthSettings(issuer=issuer or "", jwt_secret=jwt_secret, jwks_url=jwks_url,
                             audience=r.optional("JWT_AUDIENCE") or "authenticated",
-                            leeway_seconds=r.integer("JWT_LEEWAY_SECONDS", 30, 0, 300))
+                            leeway_seconds=r.integer("JWT_LEEWAY_SECONDS", 30, 0, 300),
+                            allow_anonymous=r.boolean("ALLOW_ANONYMOUS_USERS", False))
 
         openai_settings = None
         api_key = r.optional("OPENAI_API_KEY")
