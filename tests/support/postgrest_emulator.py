@@ -138,8 +138,8 @@ def _signature(row: tuple[Any, ...]) -> _Signature:
 
 
 class PostgrestEmulator:
-    """A running emulator; ``url`` is the fake ``SUPABASE_URL``; ``calls`` lists the functions requested
-    and ``protocols`` the HTTP versions requests came in with."""
+    """A running emulator; ``url`` is the fake ``SUPABASE_URL``; ``calls`` lists the functions requested,
+    ``requests`` the requests themselves and ``protocols`` the HTTP versions they came in with."""
 
     def __init__(self, conninfo: str, keys: ApiKeys, *, tls: bool = False) -> None:
         self.keys = keys
@@ -154,6 +154,7 @@ class PostgrestEmulator:
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self.calls: list[str] = []
+        self.requests: list[Request] = []
         self.protocols: list[str] = []
         self._frontend: Any
         if tls:
@@ -216,13 +217,21 @@ class PostgrestEmulator:
                 self._faults.remove(fault)
         return fault
 
-    def respond(self, request: Request, protocol: str) -> tuple[int, dict[str, str], bytes | None]:
-        """Status, headers and body for one request (any frontend)."""
+    def _record(self, request: Request, protocol: str) -> None:
         function = _function_of(request.path)
         with self._lock:
             if function is not None:
                 self.calls.append(function)
+            self.requests.append(request)
             self.protocols.append(protocol)
+
+    def respond(self, request: Request, protocol: str) -> tuple[int, dict[str, str], bytes | None]:
+        """Record one request and answer it: status, headers and body (the TLS frontend's entry)."""
+        self._record(request, protocol)
+        return self._answer(request)
+
+    def _answer(self, request: Request) -> tuple[int, dict[str, str], bytes | None]:
+        function = _function_of(request.path)
         headers: dict[str, str] = {}
         try:
             status, payload = self._rpc(request, function)
@@ -372,6 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         emulator = self.server.emulator
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        emulator._record(request, "HTTP/1.1")
         fault = emulator._next_fault(_function_of(self.path))
         if fault is not None:
             if fault.delay > 0 and emulator._stopping.wait(fault.delay):
@@ -383,8 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.status is not None:
                 _send(self, fault.status, {"Content-Type": "text/html"}, b"<html><body>injected fault</body></html>")
                 return
-        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        status, headers, payload = emulator.respond(request, "HTTP/1.1")
+        status, headers, payload = emulator._answer(request)
         _send(self, status, headers, payload)
 
     do_GET = do_HEAD = do_PATCH = do_PUT = do_DELETE = do_POST  # answered 405 by _rpc
