@@ -196,3 +196,15 @@ def test_a_call_slower_than_the_timeout_is_busy(make_transport: Callable[..., Da
         db.call("t_sleep", {"p_seconds": Decimal("3")}, service)
     # and the transport recovers for the next call
     assert db.call("t_sleep", {"p_seconds": Decimal("0")}, service) is True
+
+
+def test_a_call_marked_read_answers_as_any_call(transport: Database, service: Identity) -> None:
+    assert transport.call("t_whoami", {}, service, read=True)["current_user"] == "service_role"
+
+
+def test_psycopg_refuses_a_read_mark_on_a_volatile_function(make_transport: Callable[..., Database],
+                                                            service: Identity) -> None:
+    # given a VOLATILE function (it may write), when a call to it is marked read, then it is refused
+    # before it runs, so a mislabelled call fails in tests instead of being retried in production
+    with pytest.raises(ValueError):
+        make_transport("psycopg").call("t_echo", {"p_x": {"amount": "1"}}, service, read=True)
