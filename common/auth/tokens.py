@@ -84,17 +84,6 @@ class TokenVerifier:
         key, algorithm = self._key_for(header)
         settings = self._settings
         try:
-            # Signature first, without the time checks: PyJWT would accept a string exp ("int(...)").
-            unchecked = jwt.decode(token, key, algorithms=[algorithm],
-                                   options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                                            "verify_aud": False, "verify_iss": False})
-        except jwt.PyJWTError as exc:
-            raise UnauthorizedError("The access token is invalid.") from exc
-        for name in _NUMERIC_CLAIMS:
-            value = unchecked.get(name)
-            if name in unchecked and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise UnauthorizedError("The access token's times are malformed.")
-        try:
             claims = jwt.decode(
                 token, key, algorithms=[algorithm], audience=settings.audience, issuer=settings.issuer,
                 leeway=settings.leeway_seconds, options={"require": _REQUIRED_CLAIMS, "strict_aud": False},
@@ -103,6 +92,11 @@ class TokenVerifier:
             raise UnauthorizedError("The access token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise UnauthorizedError("The access token is invalid.") from exc
+        # PyJWT converts the times with int(...), so a string "9999999999" passes it: refuse it here.
+        for name in _NUMERIC_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UnauthorizedError("The access token's times are malformed.")
         if claims.get("role") != "authenticated":
             raise UnauthorizedError("The access token is not a signed-in user's token.")
         _require_uuid(claims.get("sub"))

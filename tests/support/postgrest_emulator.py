@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tests.support.postgrest_auth import API_ROLES, ApiKeys, Reply, authenticate
+from tests.support.postgrest_rules import API_ROLES, ApiKeys, Reply, authenticate, http_status
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +52,6 @@ __all__ = ["API_ROLES", "ApiKeys", "PostgrestEmulator", "Request", "http_status"
 
 LOGIN_ROLE = "authenticator"
 _RPC_PREFIX = "/rest/v1/rpc/"
-
-# PostgREST's mapSQLtoHTTP (Error.hs, v12-v14), first match wins; 42501, 21000, PTxyz and "anything
-# else" are decided in http_status.
-_STATUS_RULES: tuple[tuple[tuple[str, ...], int], ...] = (
-    (("23503", "23505"), 409), (("25006",), 405), (("42883", "42P01"), 404), (("P0001",), 400),
-    (("42P17", "53400"), 500), (("57P01",), 503),
-    (("08", "53"), 503), (("0L", "0P", "28"), 403),
-    (("09", "25", "2D", "38", "39", "3B", "40", "54", "55", "57", "58", "F0", "HV", "XX", "P0"), 500),
-)
-
-
-def http_status(sqlstate: str, *, with_jwt: bool, message: str = "") -> int:
-    """The HTTP status PostgREST answers for a SQLSTATE raised while running a request."""
-    if sqlstate == "42501":
-        return 403 if with_jwt else 401
-    if sqlstate == "21000":  # pg-safeupdate's refusal is the caller's fault; other cardinality errors are not
-        return 400 if message.endswith("requires a WHERE clause") else 500
-    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
-        return int(sqlstate[2:])
-    for prefixes, status in _STATUS_RULES:
-        if sqlstate.startswith(prefixes):
-            return status
-    return 400
-
 
 @dataclass(frozen=True)
 class Request:

@@ -1,11 +1,15 @@
-"""How the PostgREST emulator decides a request's role: Supabase's API keys and PostgREST's JWT rules.
+"""PostgREST's and Supabase's rules, as the emulator applies them: which role a request's keys
+decide, and which HTTP status a SQLSTATE answers.
+
+Keys and tokens:
 
 - ``apikey`` is required (the gateway's 401 without a ``code`` otherwise): ``sb_secret_...`` acts as
   ``service_role``, ``sb_publishable_...`` as ``anon``, a legacy key is an HS256 JWT whose ``role``
   says which;
 - ``Authorization: Bearer`` absent, or the same new-style key again (what supabase-py sends), keeps
   a new-style key's role (the gateway mints a JWT for it); with a legacy key and no bearer PostgREST
-  sees no JWT and runs as ``anon``; a JWT there decides the role: HS256 with the legacy secret, or ES256/RS256 with the
+  sees no JWT and runs as ``anon``;
+- a JWT in ``Authorization`` decides the role: HS256 with the legacy secret, or ES256/RS256 with the
   JWKS key its ``kid`` names, the algorithm taken from the key. ``exp`` is checked; PostgREST's own
   failures answer 401 ``PGRST301`` (cannot verify) or ``PGRST303`` (claims).
 """
@@ -21,6 +25,29 @@ import jwt
 from tests.support.jwt_keys import KeyPair
 
 API_ROLES = frozenset({"anon", "authenticated", "service_role"})
+
+# PostgREST's mapSQLtoHTTP (Error.hs, v12-v14), first match wins; 42501, 21000, PTxyz and "anything
+# else" are decided in http_status.
+_STATUS_RULES: tuple[tuple[tuple[str, ...], int], ...] = (
+    (("23503", "23505"), 409), (("25006",), 405), (("42883", "42P01"), 404), (("P0001",), 400),
+    (("42P17", "53400"), 500), (("57P01",), 503),
+    (("08", "53"), 503), (("0L", "0P", "28"), 403),
+    (("09", "25", "2D", "38", "39", "3B", "40", "54", "55", "57", "58", "F0", "HV", "XX", "P0"), 500),
+)
+
+
+def http_status(sqlstate: str, *, with_jwt: bool, message: str = "") -> int:
+    """The HTTP status PostgREST answers for a SQLSTATE raised while running a request."""
+    if sqlstate == "42501":
+        return 403 if with_jwt else 401
+    if sqlstate == "21000":  # pg-safeupdate's refusal is the caller's fault; other cardinality errors are not
+        return 400 if message.endswith("requires a WHERE clause") else 500
+    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
+        return int(sqlstate[2:])
+    for prefixes, status in _STATUS_RULES:
+        if sqlstate.startswith(prefixes):
+            return status
+    return 400
 
 
 class Reply(Exception):
