@@ -46,14 +46,14 @@ def sql_round_trips(n: int = 300) -> dict[str, dict[str, tuple[float, float]]]:
     from tests.support.factories import begin_turn, finish_turn, make_document
     from tests.support.postgres import PostgresForTests
     from tests.support.postgrest_emulator import start_postgrest_emulator
-    from tests.support.users import TEST_JWT_SECRET, UserFactory, service_role_key
+    from tests.support.users import TEST_JWT_SECRET, TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, UserFactory
 
     pg = PostgresForTests()
     try:
         url = pg.new_database("bench")
         emulator = start_postgrest_emulator(url, TEST_JWT_SECRET)
         transports = {"psycopg": PsycopgDatabase(url, max_size=2),
-                      "supabase": SupabaseDatabase(emulator.url, service_role_key())}
+                      "supabase": SupabaseDatabase(emulator.url, TEST_SECRET_KEY, publishable_key=TEST_PUBLISHABLE_KEY)}
         users = UserFactory(url)
         results = {}
         for name, db in transports.items():

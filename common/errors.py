@@ -27,6 +27,7 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     ├── UpstreamUnavailableError     503 upstream_unavailable  (OpenAI timeouts, 5xx, connection)
     ├── OpenAIQuotaExhaustedError    503 openai_quota_exhausted (billing quota used up: needs an operator)
     ├── DatabaseUnavailableError     503 database_unavailable
+    │   └── DatabaseBusyError        503 database_busy         (a timeout or lock wait; retry shortly)
     ├── AuthUnavailableError         503 auth_unavailable      (the signing keys cannot be fetched)
     └── ConfigurationError           500 configuration_error   (a missing or placeholder setting)
 """
@@ -164,6 +165,16 @@ class DatabaseUnavailableError(AppError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+class DatabaseBusyError(DatabaseUnavailableError):
+    """The database is reachable but did not finish in time: a statement or lock timeout, a
+    serialization failure or deadlock, or the Supabase edge timing out (520/522/524)."""
+
+    status, code, title = 503, "database_busy", "The database is busy, retry shortly"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "2"}
 
 
 class AuthUnavailableError(AppError):

@@ -70,6 +70,17 @@ class _Reader:
             self.problems.append(f"{name} must be between {low} and {high}, got {value}")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
     def url(self, name: str, *, required: bool = False) -> str | None:
         value = self.required(name) if required else self.optional(name)
         if value and not re.match(r"^https?://[^/\s]+", value):
@@ -85,13 +96,29 @@ class _Reader:
             raise ConfigurationError("Invalid configuration: " + "; ".join(self.problems))
 
 
+def _publishable_key(r: _Reader, *, required: bool) -> str | None:
+    """``SUPABASE_PUBLISHABLE_KEY`` (``sb_publishable_...``), or its legacy name ``SUPABASE_ANON_KEY``
+    (a legacy anon JWT key, as older deployments provision it); both set must agree."""
+    key, legacy = r.optional("SUPABASE_PUBLISHABLE_KEY"), r.optional("SUPABASE_ANON_KEY")
+    if key and legacy and key != legacy:
+        r.problems.append("SUPABASE_PUBLISHABLE_KEY and SUPABASE_ANON_KEY (its legacy name) differ")
+    if required and not (key or legacy) and not any(p.startswith("SUPABASE_PUBLISHABLE_KEY ") or
+                                                    p.startswith("SUPABASE_ANON_KEY ") for p in r.problems):
+        r.problems.append("SUPABASE_PUBLISHABLE_KEY is not set")
+    if (key or "").startswith("sb_secret_"):
+        r.problems.append("SUPABASE_PUBLISHABLE_KEY holds a secret key")
+    return key or legacy
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     """How to reach the SQL function API: psycopg when ``database_url``, else supabase-py RPC."""
 
     database_url: str | None = None
     supabase_url: str | None = None
-    supabase_anon_key: str | None = None
+    # Sent as ``apikey`` with user calls (least privilege); the user's token decides the role.
+    supabase_publishable_key: str | None = field(default=None, repr=False)
+    # Sent with service and backend calls (service_role).
     supabase_secret_key: str | None = field(default=None, repr=False)
     pool_max_size: int = 4
     timeout_seconds: float = 10.0
@@ -106,6 +133,8 @@ class AuthSettings:
     jwt_secret: str | None = field(default=None, repr=False)
     jwks_url: str | None = None
     leeway_seconds: int = 30
+    # Supabase's anonymous sign-ins (is_anonymous: true) are refused unless this is set.
+    allow_anonymous: bool = False
 
 
 # reasoning.effort values of OpenAI's OpenAPI document (ReasoningEffort), and the models that refuse some.
@@ -214,11 +243,12 @@ class Settings:
         r = _Reader(os.environ if env is None else env)
         supabase_url = r.url("SUPABASE_URL")
         database_url = r.optional("DATABASE_URL")
+        rpc = bool(supabase_url and not database_url)  # the supabase-py transport needs both keys
         database = DatabaseSettings(
             database_url=database_url,
             supabase_url=supabase_url,
-            supabase_anon_key=r.optional("SUPABASE_ANON_KEY"),
-            supabase_secret_key=r.required("SUPABASE_SECRET_KEY") if supabase_url and not database_url else r.optional("SUPABASE_SECRET_KEY"),
+            supabase_publishable_key=_publishable_key(r, required=rpc),
+            supabase_secret_key=r.required("SUPABASE_SECRET_KEY") if rpc else r.optional("SUPABASE_SECRET_KEY"),
             pool_max_size=r.integer("DATABASE_POOL_SIZE", 4, 1, 64),
             timeout_seconds=r.number("DATABASE_TIMEOUT_SECONDS", 10.0, 0.5, 120.0),
         )
@@ -234,7 +264,8 @@ class Settings:
             r.problems.append("SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL (or SUPABASE_URL) must be set")
         auth = AuthSettings(issuer=issuer or "", jwt_secret=jwt_secret, jwks_url=jwks_url,
                             audience=r.optional("JWT_AUDIENCE") or "authenticated",
-                            leeway_seconds=r.integer("JWT_LEEWAY_SECONDS", 30, 0, 300))
+                            leeway_seconds=r.integer("JWT_LEEWAY_SECONDS", 30, 0, 300),
+                            allow_anonymous=r.boolean("ALLOW_ANONYMOUS_USERS", False))
 
         openai_settings = None
         api_key = r.optional("OPENAI_API_KEY")

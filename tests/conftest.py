@@ -12,7 +12,7 @@ import pytest
 from common.db.base import Database
 from common.db.psycopg_transport import PsycopgDatabase
 from tests.support.postgres import PostgresForTests
-from tests.support.users import TEST_JWT_SECRET, UserFactory, service_role_key
+from tests.support.users import TEST_JWT_SECRET, TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, UserFactory
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,8 @@ def postgrest(database_url: str) -> Iterator[object]:
 def supabase_db(postgrest: object) -> Iterator[Database]:
     from common.db.supabase_transport import SupabaseDatabase
 
-    db = SupabaseDatabase(postgrest.url, service_role_key(), timeout_seconds=10)  # type: ignore[attr-defined]
+    db = SupabaseDatabase(postgrest.url, TEST_SECRET_KEY, publishable_key=TEST_PUBLISHABLE_KEY,  # type: ignore[attr-defined]
+                          timeout_seconds=10)
     yield db
     db.close()
 

@@ -1,11 +1,21 @@
-"""A small, thread-safe cache of a JWKS endpoint's public signing keys.
+"""A small, thread-safe cache of a JWKS endpoint's public signing keys that never stalls requests.
 
 Each key is bound to exactly one algorithm, decided by its key type (EC P-256 -> ES256, RSA -> RS256),
-never by a token. The set is fetched on first use and again after ``lifespan_seconds``. A token whose
-``kid`` is not in the set forces one refresh, at most once per ``refresh_cooldown_seconds``, so a flood
-of made-up key ids cannot turn into a flood of fetches. When a refresh fails and keys are already
-cached, the cached keys stay in use (and the failure is logged); with no keys at all the caller gets
-:class:`~common.errors.AuthUnavailableError`.
+never by a token. How the set is kept:
+
+- **One fetch at a time**, with its own timeout; requests that need its result wait for that one
+  fetch (at most its timeout) instead of starting their own.
+- **Cached keys are served while a refresh runs.** After ``lifespan_seconds`` the set is refreshed in
+  a background thread while requests keep using the cached keys, so a hanging endpoint costs a
+  request whose key is cached no more than the cache lookup.
+- **An unknown ``kid``** (a rotated-in key) forces one fetch, at most once per
+  ``refresh_cooldown_seconds``, so a flood of made-up key ids cannot turn into a flood of fetches;
+  within the window such tokens are refused at once.
+- **Backoff is measured from the end of a failed fetch** (``failure_backoff_seconds``), so a fetch
+  that hangs until its timeout is not retried at once. When a refresh fails the cached keys stay in
+  use (the failure is logged); with no keys at all the caller gets
+  :class:`~common.errors.AuthUnavailableError`.
+- A successful fetch replaces the whole set: keys removed from the JWKS are dropped.
 """
 
 from __future__ import annotations
@@ -48,6 +58,9 @@ def fetch_jwks(url: str, timeout: float) -> Mapping[str, Any]:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) checked by settings)
             body = response.read(_MAX_JWKS_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        exc.close()  # an error answer holds its connection until closed
+        raise AuthUnavailableError("The signing keys could not be fetched.") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise AuthUnavailableError("The signing keys could not be fetched.") from exc
     if len(body) > _MAX_JWKS_BYTES:
@@ -108,10 +121,14 @@ class JwksCache:
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._keys: dict[str, SigningKey] | None = None
         self._fetched_at = 0.0
+        self._fetching = False
+        self._generation = 0  # completed fetches, successful or not
         self._forced_at: float | None = None
         self._failed_at: float | None = None
+        self._last_error: AuthUnavailableError | None = None
         self.fetch_count = 0
 
     def key_for(self, kid: str) -> SigningKey:
@@ -119,35 +136,74 @@ class JwksCache:
         AuthUnavailableError when no key set could be fetched."""
         with self._lock:
             now = self._clock()
-            fetched_now = False
-            if self._keys is None or now - self._fetched_at >= self._lifespan:
-                fetched_now = self._refresh(now)
-            key = self._keys.get(kid) if self._keys is not None else None
-            if key is None and not fetched_now and self._may_force(now):
-                self._forced_at = now
-                self._refresh(now)
-                key = self._keys.get(kid) if self._keys is not None else None
-            if key is None:
+            keys = self._keys
+            key = keys.get(kid) if keys is not None else None
+            if key is not None:
+                if now - self._fetched_at >= self._lifespan and not self._fetching and self._may_fetch(now):
+                    self._begin_fetch()
+                    threading.Thread(target=self._run_fetch, name="jwks-refresh", daemon=True).start()
+                return key
+            if self._fetching:
+                generation = self._generation
+                run_here = False
+            elif self._may_fetch(now) and (keys is None or self._may_force(now)):
+                if keys is not None:
+                    self._forced_at = now
+                self._begin_fetch()
+                run_here = True
+            elif keys is None:
+                raise AuthUnavailableError("The signing keys could not be fetched; retrying shortly.")
+            else:
                 raise UnauthorizedError("The access token was signed with an unknown key.")
-            return key
+        if run_here:
+            self._run_fetch()
+        else:
+            with self._lock:
+                # The running fetch has its own timeout; wait for it, a little longer at most.
+                self._changed.wait_for(lambda: self._generation != generation, timeout=self._timeout + 1.0)
+        with self._lock:
+            if self._keys is None:
+                raise AuthUnavailableError("The signing keys could not be fetched.") from self._last_error
+            key = self._keys.get(kid)
+        if key is None:
+            raise UnauthorizedError("The access token was signed with an unknown key.")
+        return key
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no fetch is running (a background refresh included); False on timeout."""
+        with self._lock:
+            return self._changed.wait_for(lambda: not self._fetching, timeout=timeout)
+
+    def _may_fetch(self, now: float) -> bool:
+        return self._failed_at is None or now - self._failed_at >= self._backoff
 
     def _may_force(self, now: float) -> bool:
         return self._forced_at is None or now - self._forced_at >= self._cooldown
 
-    def _refresh(self, now: float) -> bool:
-        """Fetch the set; True when fresh keys were stored. Keeps stale keys when a fetch fails."""
-        if self._failed_at is not None and now - self._failed_at < self._backoff:
-            if self._keys is None:
-                raise AuthUnavailableError("The signing keys could not be fetched; retrying shortly.")
-            return False
+    def _begin_fetch(self) -> None:
+        """Under the lock: mark the one fetch as running."""
+        self._fetching = True
         self.fetch_count += 1
+
+    def _run_fetch(self) -> None:
+        """Fetch outside the lock, then store the keys (or the failure, timed at its end) and wake waiters."""
+        keys: dict[str, SigningKey] | None = None
+        error: AuthUnavailableError | None = None
         try:
             keys = parse_jwks(self._fetch(self.url, self._timeout))
-        except AuthUnavailableError:
-            self._failed_at = now
-            if self._keys is None:
-                raise
-            log.warning("jwks refresh failed; keeping %d cached keys", len(self._keys), exc_info=True)
-            return False
-        self._keys, self._fetched_at, self._failed_at = keys, now, None
-        return True
+        except AuthUnavailableError as exc:
+            error = exc
+        finally:
+            with self._lock:
+                end = self._clock()
+                if keys is not None:
+                    self._keys, self._fetched_at, self._failed_at, self._last_error = keys, end, None, None
+                else:
+                    self._failed_at, self._last_error = end, error
+                    if self._keys is not None:
+                        log.warning("jwks refresh failed; keeping %d cached keys: %s", len(self._keys), error)
+                    else:
+                        log.warning("jwks fetch failed and no keys are cached: %s", error)
+                self._fetching = False
+                self._generation += 1
+                self._changed.notify_all()

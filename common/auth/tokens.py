@@ -8,8 +8,13 @@ Two kinds of key are accepted, each bound to one algorithm:
 The token's ``alg`` header only says which kind of key to look up; the decode then allows exactly the
 algorithm of the key found, so ``alg: none``, HS256 "signed" with a public key, or an ES256 header on
 an RSA key all fail. ``exp`` (with leeway), ``aud``, ``iss``, ``role == "authenticated"`` and a UUID
-``sub`` are required. Every failure is an :class:`~common.errors.UnauthorizedError` whose detail
-never contains the token.
+``sub`` are required, and their types are strict: ``exp``/``iat``/``nbf`` are JSON numbers (a string
+``"9999999999"`` is refused, though PyJWT would convert it), ``sub`` is a UUID in the canonical
+lower-case form Supabase issues. Headers that would make a verifier fetch or trust something the
+token names (``jku``, ``x5u``, ``x5c``, ``jwk``), a nested token (``cty``), ``crit`` extensions or a
+``typ`` other than JWT are refused. Anonymous users (``is_anonymous: true``, role ``authenticated``)
+are refused unless ``AuthSettings.allow_anonymous``. Every failure is an
+:class:`~common.errors.UnauthorizedError` whose detail never contains the token.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from common.settings import AuthSettings
 _MAX_TOKEN_LENGTH = 16 * 1024
 _ASYMMETRIC = frozenset({"ES256", "RS256"})
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss", "role"]
+_NUMERIC_CLAIMS = ("exp", "iat", "nbf")
+_REFUSED_HEADERS = frozenset({"cty", "jku", "x5u", "x5c", "jwk", "crit"})
 
 
 def bearer_token(headers: Mapping[str, str]) -> str:
@@ -72,6 +79,8 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise UnauthorizedError("The access token is malformed.") from exc
+        if _REFUSED_HEADERS & set(header) or header.get("typ", "JWT") != "JWT":
+            raise UnauthorizedError("The access token has a header this service does not accept.")
         key, algorithm = self._key_for(header)
         settings = self._settings
         try:
@@ -83,9 +92,19 @@ class TokenVerifier:
             raise UnauthorizedError("The access token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise UnauthorizedError("The access token is invalid.") from exc
+        # PyJWT converts the times with int(...), so a string "9999999999" passes it: refuse it here.
+        for name in _NUMERIC_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UnauthorizedError("The access token's times are malformed.")
         if claims.get("role") != "authenticated":
             raise UnauthorizedError("The access token is not a signed-in user's token.")
         _require_uuid(claims.get("sub"))
+        anonymous = claims.get("is_anonymous", False)
+        if not isinstance(anonymous, bool):
+            raise UnauthorizedError("The access token is malformed.")
+        if anonymous and not settings.allow_anonymous:
+            raise UnauthorizedError("Anonymous sign-ins cannot use this service.")
         return claims
 
     def _key_for(self, header: Mapping[str, Any]) -> tuple[Any, str]:
@@ -105,9 +124,9 @@ class TokenVerifier:
 
 
 def _require_uuid(sub: Any) -> None:
-    """``sub`` must be a user id in the canonical UUID form Supabase issues."""
+    """``sub`` must be a user id in the canonical (lower-case, hyphenated) UUID form Supabase issues."""
     try:
-        canonical = isinstance(sub, str) and str(uuid.UUID(sub)) == sub.lower()
+        canonical = isinstance(sub, str) and str(uuid.UUID(sub)) == sub
     except ValueError as exc:
         raise UnauthorizedError("The access token has no valid subject.") from exc
     if not canonical:

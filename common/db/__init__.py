@@ -20,6 +20,8 @@ def database_from_settings(settings: DatabaseSettings) -> Database:
                                timeout_seconds=settings.timeout_seconds)
     from common.db.supabase_transport import SupabaseDatabase
 
-    assert settings.supabase_url and settings.supabase_secret_key  # guaranteed by Settings.from_env
+    # guaranteed by Settings.from_env
+    assert settings.supabase_url and settings.supabase_secret_key and settings.supabase_publishable_key
     return SupabaseDatabase(settings.supabase_url, settings.supabase_secret_key,
+                            publishable_key=settings.supabase_publishable_key,
                             timeout_seconds=settings.timeout_seconds)

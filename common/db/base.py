@@ -63,9 +63,12 @@ class Identity:
 
 
 class Database(Protocol):
-    """One call per operation; raises a :class:`common.errors.AppError` subclass on failure."""
+    """One call per operation; raises a :class:`common.errors.AppError` subclass on failure.
 
-    def call(self, function: str, args: Mapping[str, Any], identity: Identity) -> Any: ...
+    ``read=True`` marks a call to a function that writes nothing (STABLE or IMMUTABLE): a transport
+    may send it again when its answer was lost. Leave it False for everything else."""
+
+    def call(self, function: str, args: Mapping[str, Any], identity: Identity, *, read: bool = False) -> Any: ...
 
 
 def check_function_name(function: str) -> str:

@@ -11,6 +11,7 @@ from common.errors import (
     AppError,
     BudgetExceededError,
     ConflictError,
+    DatabaseBusyError,
     DatabaseUnavailableError,
     ForbiddenError,
     InvalidInputError,
@@ -20,8 +21,17 @@ from common.errors import (
 
 log = logging.getLogger(__name__)
 
-# SQLSTATEs raised by PostgreSQL itself for bad arguments: the caller sent something invalid.
-_INVALID_INPUT_PREFIXES = ("22", "23502", "23514", "42804", "P0001")
+# SQLSTATEs raised by PostgreSQL itself (not our DC class), kept together here.
+# Bad arguments: the caller sent something invalid (22007 a malformed date, 22P02 a malformed uuid,
+# 23502/23514 a null or a check, 42804 a type mismatch, 54* a value too large for the database).
+_INVALID_INPUT_PREFIXES = ("22", "23502", "23514", "42804", "54", "P0001")
+# Busy: the statement ran out of time (57014 statement_timeout or a cancel, as Supabase's per-role
+# timeouts raise it), a lock wait gave up (55P03 lock_timeout), or it lost a race (40001
+# serialization failure, 40P01 deadlock). Safe for the client to retry shortly.
+_BUSY = frozenset({"57014", "55P03", "40001", "40P01"})
+# Unavailable: connection loss (08*), resources (53*), shutdown (57P*), PostgREST's pool and cache.
+_UNAVAILABLE_PREFIXES = ("08", "53", "57P", "PGRST000", "PGRST001", "PGRST002", "PGRST003")
+_UNAUTHORIZED = frozenset({"PGRST301", "PGRST302", "PGRST303", "28000", "28P01"})
 
 
 def _detail_object(details: str | None) -> dict[str, Any]:
@@ -57,6 +67,7 @@ def translate_sqlstate(code: str | None, message: str | None, *, function: str,
     Messages of our own ``DC...`` codes are written for callers; messages of other SQLSTATEs may
     name internals and are not passed on. ``details`` is psycopg's ``diag.message_detail`` or
     PostgREST's ``details``: the same text on both transports.
+    An unexpected code (a bug, such as pg-safeupdate's 21000) is logged at ERROR and becomes a plain 500.
     """
     code = code or ""
     if code in SQL_ERROR_CODES:
@@ -67,10 +78,12 @@ def translate_sqlstate(code: str | None, message: str | None, *, function: str,
         return ConflictError("A referenced resource does not exist.")
     if code == "42501":
         return ForbiddenError("Not allowed.")
-    if code in ("PGRST301", "PGRST302", "PGRST303", "28000", "28P01"):
+    if code in _UNAUTHORIZED:
         return UnauthorizedError("The database refused the credentials.")
-    # Transient: connection loss, resources, shutdown, timeouts, serialization failures and deadlocks.
-    if code.startswith(("08", "53", "57P")) or code in ("40001", "40P01", "57014", "PGRST000", "PGRST001", "PGRST002", "PGRST003"):
+    if code in _BUSY:
+        log.warning("database busy in %s: sqlstate=%s", function, code)
+        return DatabaseBusyError()
+    if code.startswith(_UNAVAILABLE_PREFIXES):
         return DatabaseUnavailableError()
     if code.startswith(_INVALID_INPUT_PREFIXES) or code == "PGRST102":
         return InvalidInputError(f"Invalid arguments for {function}.")

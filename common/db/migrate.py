@@ -13,6 +13,11 @@ helper functions and the API roles) is applied first:
   Supabase project's can never be overwritten;
 - ``auto`` (the default): ``supabase`` when an ``auth`` schema made by someone else exists, else
   ``local`` (a plain PostgreSQL, or one the local emulation was applied to before).
+
+With ``owner`` (``--owner ROLE``), the connection must be a superuser's: ``sql/local/`` runs as that
+superuser (as Supabase runs its own init scripts) and everything else as ``owner``, a role without
+superuser like Supabase's ``postgres``, so the project's migrations are proven to need no more than a
+Supabase project grants them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 LOCAL_MARKER = "docchat local emulation of Supabase"
@@ -74,9 +80,19 @@ def _resolve_target(conn: psycopg.Connection, requested: str) -> str:
     return requested
 
 
-def migrate(conninfo: str, *, target: str = "auto") -> list[str]:
+def _act_as(conn: psycopg.Connection, role: str | None) -> None:
+    """``set role`` for the rest of the session (``None``: back to the login role)."""
+    if role is None:
+        conn.execute("reset role")
+    else:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+
+
+def migrate(conninfo: str, *, target: str = "auto", owner: str | None = None) -> list[str]:
     """Apply pending files to ``target`` (auto, supabase or local); return the names applied.
-    Raises MigrationError naming the failing file, or the reason the target is refused."""
+
+    ``owner``: apply the project's files as this role (see the module docstring). Raises
+    MigrationError naming the failing file, or the reason the target is refused."""
     if target not in ("auto", "supabase", "local"):
         raise MigrationError(f"unknown target {target!r}")
     applied: list[str] = []
@@ -84,6 +100,10 @@ def migrate(conninfo: str, *, target: str = "auto") -> list[str]:
         conn.execute("select pg_advisory_lock(%s)", [_LOCK_KEY])
         try:
             local = _resolve_target(conn, target) == "local"
+            if owner is not None:
+                if local:  # the owner role itself comes from sql/local: create it first
+                    _apply_local_roles(conn)
+                _act_as(conn, owner)
             _ensure_bookkeeping(conn)
             done = dict(conn.execute("select filename, sha256 from private.schema_migrations").fetchall())
             for path in migration_files(local):
@@ -92,9 +112,14 @@ def migrate(conninfo: str, *, target: str = "auto") -> list[str]:
                 digest = hashlib.sha256(text.encode()).hexdigest()
                 if done.get(name) == digest:
                     continue
+                privileged = owner is not None and path.parent.name == "local"
                 try:
                     with conn.transaction():
+                        if privileged:
+                            _act_as(conn, None)
                         conn.execute(text)  # type: ignore[arg-type]  # trusted file from sql/
+                        if privileged:
+                            _act_as(conn, owner)
                         conn.execute(
                             "insert into private.schema_migrations (filename, sha256) values (%s, %s)"
                             " on conflict (filename) do update set sha256 = excluded.sha256, applied_at = now()",
@@ -106,12 +131,24 @@ def migrate(conninfo: str, *, target: str = "auto") -> list[str]:
                 log.info("applied %s", name)
             conn.execute("notify pgrst, 'reload schema'")
         finally:
+            if owner is not None:
+                _act_as(conn, None)
             conn.execute("select pg_advisory_unlock(%s)", [_LOCK_KEY])
     return applied
 
 
+def _apply_local_roles(conn: psycopg.Connection) -> None:
+    """Run ``sql/local/`` once before the bookkeeping exists, so the owner role can own it."""
+    for path in migration_files(True):
+        if path.parent.name == "local":
+            with conn.transaction():
+                conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type]  # trusted file
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--owner", default=None,
+                        help="apply the project's files as this role (the connection must be a superuser's)")
     parser.add_argument("--target", choices=["auto", "supabase", "local"], default="auto",
                         help="supabase: the project's own auth schema; local: create the Supabase emulation "
                              "(refused on Supabase); auto: decide from the database (default)")
@@ -126,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             found = detect_target(conn)
         print(f"target: {args.target if args.target != 'auto' else found}"
               + (" (Supabase's auth schema found)" if found == "supabase" else " (Supabase pieces emulated locally)"))
-        names = migrate(conninfo, target=args.target)
+        names = migrate(conninfo, target=args.target, owner=args.owner)
     except MigrationError as exc:
         print(f"migration failed: {exc}", file=sys.stderr)
         return 1

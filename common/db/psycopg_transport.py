@@ -80,7 +80,12 @@ class PsycopgDatabase:
             self._read_only[function] = bool(row and row[0])
         return self._read_only[function]
 
-    def call(self, function: str, args: Mapping[str, Any], identity: Identity) -> Any:
+    def call(self, function: str, args: Mapping[str, Any], identity: Identity, *, read: bool = False) -> Any:
+        """Call ``public.<function>`` as ``identity`` in one transaction; return its result.
+
+        ``read=True`` is checked against the function's volatility (a call marked read must be
+        STABLE or IMMUTABLE), so a mislabelled call fails here before the other transport retries
+        a write. Raises ValueError for bad names or a read call to a VOLATILE function; an AppError subclass for every database failure."""
         check_function_name(function)
         args = call_args(args, identity)
         query = sql.SQL("select public.{}({})").format(
@@ -93,6 +98,8 @@ class PsycopgDatabase:
         try:
             with self._get_pool().connection() as conn:
                 read_only = self._is_read_only(conn, function)
+                if read and not read_only:
+                    raise ValueError(f"{function} is VOLATILE: a call to it cannot be marked read")
                 with conn.pipeline(), conn.transaction():
                     if read_only:
                         conn.execute("set transaction read only")

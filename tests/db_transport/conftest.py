@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 import psycopg
@@ -19,9 +20,9 @@ from common.db.base import Database, Identity
 from common.db.psycopg_transport import PsycopgDatabase
 from common.db.supabase_transport import SupabaseDatabase
 from tests.support.postgres import PostgresForTests
-from tests.support.postgrest_emulator import PostgrestEmulator, start_postgrest_emulator
-from tests.support.jwt_keys import supabase_claims
-from tests.support.users import TEST_JWT_SECRET, service_role_key
+from tests.support.jwt_keys import KeyPair, mint, new_es256_key, new_rs256_key, supabase_claims
+from tests.support.postgrest_emulator import ApiKeys, PostgrestEmulator, start_postgrest_emulator
+from tests.support.users import TEST_JWT_SECRET, TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, anon_key, service_role_key
 
 TRANSPORTS = ("psycopg", "supabase")
 
@@ -88,6 +89,11 @@ create function public.t_stable_write() returns bigint language sql stable as $$
   select nextval('public.t_seq')
 $$;
 
+create function public.t_settings() returns jsonb language sql stable as $$
+  select jsonb_build_object('session_user', session_user, 'current_user', current_user,
+                            'statement_timeout', current_setting('statement_timeout'))
+$$;
+
 create function public.t_service_only() returns text language sql as $$ select 'ok' $$;
 revoke execute on function public.t_service_only() from public, anon, authenticated;
 grant execute on function public.t_service_only() to service_role;
@@ -96,14 +102,15 @@ grant usage on sequence public.t_seq to authenticated, service_role;
 grant execute on function public.t_echo(jsonb, numeric), public.t_typed(uuid, numeric, jsonb, timestamptz),
   public.t_money(), public.t_whoami(), public.t_fail(text), public.t_void(), public.t_sleep(numeric),
   public.t_stable_write() to authenticated, service_role;
-grant execute on function public.t_whoami() to anon;
+grant execute on function public.t_whoami(), public.t_settings(), public.t_sleep(numeric) to anon;
+grant execute on function public.t_settings() to authenticated, service_role;
 grant execute on function public.t_acting(uuid, text) to service_role;
 """
 
 DROP_TEST_FUNCTIONS = """
 drop function if exists public.t_echo(jsonb, numeric), public.t_typed(uuid, numeric, jsonb, timestamptz),
   public.t_money(), public.t_whoami(), public.t_fail(text), public.t_void(), public.t_sleep(numeric),
-  public.t_stable_write(), public.t_service_only(), public.t_acting(uuid, text);
+  public.t_stable_write(), public.t_service_only(), public.t_acting(uuid, text), public.t_settings();
 drop sequence if exists public.t_seq;
 """
 
@@ -125,9 +132,15 @@ def transport_functions(transport_pg_url: str) -> Iterator[str]:
         conn.execute(DROP_TEST_FUNCTIONS)
 
 
+# The test project's asymmetric signing keys (its JWKS), as new Supabase projects sign user tokens.
+SIGNING_KEYS = (new_es256_key("es256-project"), new_rs256_key("rs256-project"))
+PROJECT_KEYS = ApiKeys(TEST_JWT_SECRET, secret_key=TEST_SECRET_KEY, publishable_key=TEST_PUBLISHABLE_KEY,
+                       signing_keys=SIGNING_KEYS)
+
+
 @pytest.fixture(scope="session")
 def emulator(transport_functions: str) -> Iterator[PostgrestEmulator]:
-    server = start_postgrest_emulator(transport_functions, TEST_JWT_SECRET)
+    server = start_postgrest_emulator(transport_functions, TEST_JWT_SECRET, keys=PROJECT_KEYS)
     yield server
     server.stop()
 
@@ -141,15 +154,21 @@ def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def make_transport(transport_functions: str, emulator: PostgrestEmulator) -> Iterator[Callable[..., Database]]:
-    """``make_transport(kind, url=None, timeout_seconds=10)``: a transport, closed at the end of the session."""
+    """``make_transport(kind, url=None, timeout_seconds=10, legacy_keys=False, **options)``: a transport,
+    closed at the end of the session. The supabase one uses the project's new-style keys, or its
+    legacy JWT keys with ``legacy_keys=True``."""
     made: list[PsycopgDatabase | SupabaseDatabase] = []
 
-    def make(kind: str, *, url: str | None = None, timeout_seconds: float = 10.0) -> Database:
+    def make(kind: str, *, url: str | None = None, timeout_seconds: float = 10.0, legacy_keys: bool = False,
+             **options: Any) -> Database:
         db: PsycopgDatabase | SupabaseDatabase
         if kind == "psycopg":
             db = PsycopgDatabase(url or transport_functions, max_size=4, timeout_seconds=timeout_seconds)
         elif kind == "supabase":
-            db = SupabaseDatabase(url or emulator.url, service_role_key(), timeout_seconds=timeout_seconds)
+            secret, publishable = ((service_role_key(), anon_key()) if legacy_keys
+                                   else (TEST_SECRET_KEY, TEST_PUBLISHABLE_KEY))
+            db = SupabaseDatabase(url or emulator.url, secret, publishable_key=publishable,
+                                  timeout_seconds=timeout_seconds, **options)
         else:
             raise ValueError(f"unknown transport {kind!r}")
         made.append(db)
@@ -168,12 +187,15 @@ def transport(request: pytest.FixtureRequest, make_transport: Callable[..., Data
 
 @pytest.fixture
 def make_user() -> Callable[..., SignedInUser]:
-    """``make_user(ttl=3600, secret=...)``: a signed-in user with a Supabase-shaped access token."""
+    """``make_user(ttl=3600, secret=..., signing_key=None)``: a signed-in user with a Supabase-shaped
+    access token (HS256 with ``secret``, or signed with an asymmetric ``signing_key``)."""
 
-    def make(*, ttl: int = 3600, secret: str = TEST_JWT_SECRET) -> SignedInUser:
+    def make(*, ttl: int = 3600, secret: str = TEST_JWT_SECRET, signing_key: KeyPair | None = None) -> SignedInUser:
         user_id = str(uuid.uuid4())
         email = f"user-{user_id[:8]}@example.test"
-        token = jwt.encode(supabase_claims(sub=user_id, email=email, expires_in=ttl), secret, algorithm="HS256")
+        claims = supabase_claims(sub=user_id, email=email, expires_in=ttl)
+        token = (mint(signing_key, claims) if signing_key is not None
+                 else jwt.encode(claims, secret, algorithm="HS256"))
         return SignedInUser(id=user_id, email=email, token=token)
 
     return make

@@ -115,7 +115,21 @@ def test_only_post_is_served(http: httpx.Client) -> None:
     ("08006", 503), ("23503", 409), ("23505", 409), ("23502", 400), ("25006", 405), ("25001", 500),
     ("28000", 403), ("40001", 500), ("42883", 404), ("42P01", 404), ("53300", 503), ("53400", 500),
     ("57014", 500), ("57P01", 503), ("P0001", 400), ("P0002", 500), ("PT402", 402), ("DC404", 400),
-    ("22P02", 400), ("XX000", 500),
+    ("22P02", 400), ("XX000", 500), ("55P03", 500), ("54000", 500), ("22007", 400), ("40P01", 500),
+    ("0L000", 403), ("0P000", 403), ("09000", 500), ("2D000", 500), ("38000", 500), ("39000", 500),
+    ("3B000", 500), ("58000", 500), ("F0000", 500), ("HV000", 500), ("42P17", 500), ("21000", 500),
+    # every code class our own SQL raises (DC...) is PostgREST's "anything else": 400
+    ("DC400", 400), ("DC401", 400), ("DC402", 400), ("DC403", 400), ("DC409", 400), ("DC410", 400),
+    ("DC423", 400),
 ])
 def test_sqlstates_map_to_postgrest_statuses(sqlstate: str, status: int) -> None:
     assert http_status(sqlstate, with_jwt=True) == status
+
+
+def test_pg_safeupdates_refusal_is_a_400_and_other_cardinality_errors_a_500() -> None:
+    assert http_status("21000", with_jwt=True, message="UPDATE requires a WHERE clause") == 400
+    assert http_status("21000", with_jwt=True, message="more than one row returned by a subquery") == 500
+
+
+def test_a_missing_grant_without_a_jwt_is_401() -> None:
+    assert http_status("42501", with_jwt=False) == 401

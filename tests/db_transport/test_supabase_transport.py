@@ -11,9 +11,10 @@ import pytest
 
 from common.db.base import Database, Identity
 from common.db.supabase_transport import SupabaseDatabase
-from common.errors import AppError, DatabaseUnavailableError, UnauthorizedError
+from common.errors import AppError, DatabaseBusyError, DatabaseUnavailableError, UnauthorizedError
+from tests.db_transport.conftest import SIGNING_KEYS
 from tests.support.postgrest_emulator import PostgrestEmulator
-from tests.support.users import service_role_key
+from tests.support.users import TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_user_calls_from_many_threads_leave_the_shared_client_untouched(
     # given the shared client as built for the service role
     rest_headers = dict(supabase.client.postgrest.headers)
     option_headers = dict(supabase.client.options.headers)
-    assert rest_headers["authorization"] == f"Bearer {service_role_key()}"
+    assert rest_headers["authorization"] == f"Bearer {TEST_SECRET_KEY}"
     users = [make_user() for _ in range(8)]
     # when many users call at once on threads sharing the client
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -107,3 +108,107 @@ def test_close_then_call_opens_a_new_client(make_transport: Callable[..., Databa
     db.close()
     assert db.call("t_whoami", {}, service)["current_user"] == "service_role"
     assert db.client is not first
+
+
+
+# --- keys on the wire -----------------------------------------------------------------------------
+
+def test_user_calls_carry_the_publishable_key_and_the_users_token(
+        supabase: SupabaseDatabase, emulator: PostgrestEmulator, make_user: Callable[..., Any],
+        service: Identity) -> None:
+    # given a user and the service role
+    user = make_user()
+    before = len(emulator.requests)
+    # when each calls
+    assert supabase.call("t_whoami", {}, user.identity)["uid"] == user.id
+    assert supabase.call("t_whoami", {}, service)["current_user"] == "service_role"
+    # then the user's call carried the publishable key (least privilege), the service call the secret key
+    user_call, service_call = emulator.requests[before:]
+    assert (user_call.headers["apikey"], user_call.headers["authorization"]) == (
+        TEST_PUBLISHABLE_KEY, f"Bearer {user.token}")
+    assert (service_call.headers["apikey"], service_call.headers["authorization"]) == (
+        TEST_SECRET_KEY, f"Bearer {TEST_SECRET_KEY}")
+
+
+@pytest.mark.parametrize("signing_key", SIGNING_KEYS, ids=lambda k: k.algorithm)
+def test_asymmetric_user_tokens_reach_the_database_as_their_user(
+        supabase: SupabaseDatabase, make_user: Callable[..., Any], signing_key: Any) -> None:
+    user = make_user(signing_key=signing_key)
+    assert supabase.call("t_whoami", {}, user.identity) == {
+        "uid": user.id, "role": "authenticated", "current_user": "authenticated", "email": user.email, "sub": user.id}
+
+
+def test_the_legacy_jwt_keys_keep_working(make_transport: Callable[..., Database],
+                                          make_user: Callable[..., Any], service: Identity) -> None:
+    db = make_transport("supabase", legacy_keys=True)
+    user = make_user()
+    assert db.call("t_whoami", {}, user.identity)["uid"] == user.id
+    assert db.call("t_whoami", {}, service)["current_user"] == "service_role"
+
+
+def test_a_transport_without_both_keys_is_refused() -> None:
+    with pytest.raises(ValueError):
+        SupabaseDatabase("http://127.0.0.1:9", TEST_SECRET_KEY, publishable_key="")
+
+
+# --- busy and retries ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [520, 522, 524])
+def test_the_edges_timeouts_are_busy_and_a_write_is_not_repeated(
+        supabase: SupabaseDatabase, emulator: PostgrestEmulator, service: Identity, status: int) -> None:
+    # given Supabase's edge answering a timeout page once
+    emulator.inject_fault(status=status)
+    before = len(emulator.calls)
+    # when a call that may write meets it, then it is busy (503 database_busy, Retry-After) ...
+    with pytest.raises(DatabaseBusyError) as raised:
+        supabase.call("t_echo", {"p_x": {"amount": "1"}}, service)
+    assert (raised.value.status, raised.value.code, raised.value.headers()) == (503, "database_busy", {"Retry-After": "2"})
+    # ... and was sent once: its outcome is unknown, so it is not repeated
+    assert emulator.calls[before:] == ["t_echo"]
+
+
+@pytest.mark.parametrize("fault", [{"status": 520}, {"status": 524}, {"status": 503}, {"drop": True}])
+def test_a_read_whose_answer_was_lost_is_retried(supabase: SupabaseDatabase, emulator: PostgrestEmulator,
+                                                 service: Identity, fault: dict[str, Any]) -> None:
+    # given one lost answer
+    emulator.inject_fault(**fault)
+    before = len(emulator.calls)
+    # when a read meets it, then the retry answers, and says it is one
+    assert supabase.call("t_whoami", {}, service, read=True)["current_user"] == "service_role"
+    assert emulator.calls[before:] == ["t_whoami", "t_whoami"]
+    assert emulator.requests[-1].headers["x-retry-count"] == "1"
+
+
+def test_retries_are_bounded(supabase: SupabaseDatabase, emulator: PostgrestEmulator, service: Identity) -> None:
+    emulator.inject_fault(status=520, times=5)
+    with pytest.raises(DatabaseBusyError):
+        supabase.call("t_whoami", {}, service, read=True)
+    emulator.clear_faults()
+    assert supabase.call("t_whoami", {}, service)["current_user"] == "service_role"
+
+
+def test_a_dropped_write_is_not_repeated(supabase: SupabaseDatabase, emulator: PostgrestEmulator,
+                                        service: Identity) -> None:
+    emulator.inject_fault(drop=True)
+    with pytest.raises(DatabaseUnavailableError):
+        supabase.call("t_echo", {"p_x": {"amount": "1"}}, service)
+    assert supabase.call("t_echo", {"p_x": {"amount": "2"}}, service)["total"] == 2
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+def test_a_serialization_failure_is_retried_for_any_call(supabase: SupabaseDatabase, emulator: PostgrestEmulator,
+                                                         service: Identity, sqlstate: str) -> None:
+    # given a function that always loses the race (PostgreSQL rolled each attempt back)
+    before = len(emulator.calls)
+    # when called, then it is tried three times in all before the caller hears it is busy
+    with pytest.raises(DatabaseBusyError):
+        supabase.call("t_fail", {"p_code": sqlstate}, service)
+    assert emulator.calls[before:] == ["t_fail"] * 3
+
+
+def test_a_statement_timeout_is_busy_and_not_retried(supabase: SupabaseDatabase, emulator: PostgrestEmulator,
+                                                     service: Identity) -> None:
+    before = len(emulator.calls)
+    with pytest.raises(DatabaseBusyError):
+        supabase.call("t_fail", {"p_code": "57014"}, service, read=True)
+    assert emulator.calls[before:] == ["t_fail"]

@@ -18,6 +18,7 @@ from common.errors import (
     AppError,
     BudgetExceededError,
     ConflictError,
+    DatabaseBusyError,
     DatabaseUnavailableError,
     ForbiddenError,
     InvalidInputError,
@@ -110,8 +111,10 @@ SQLSTATES: list[tuple[str, type[AppError]]] = [
     ("23505", ConflictError), ("23503", ConflictError), ("23502", InvalidInputError),
     ("23514", InvalidInputError), ("22P02", InvalidInputError), ("22003", InvalidInputError),
     ("P0001", InvalidInputError), ("42501", ForbiddenError), ("28000", UnauthorizedError),
-    ("08006", DatabaseUnavailableError), ("53300", DatabaseUnavailableError), ("57014", DatabaseUnavailableError),
-    ("40001", DatabaseUnavailableError), ("40P01", DatabaseUnavailableError), ("25006", AppError), ("42P01", AppError), ("XX000", AppError),
+    ("08006", DatabaseUnavailableError), ("53300", DatabaseUnavailableError), ("57P01", DatabaseUnavailableError),
+    ("57014", DatabaseBusyError), ("55P03", DatabaseBusyError), ("40001", DatabaseBusyError),
+    ("40P01", DatabaseBusyError), ("54000", InvalidInputError), ("22007", InvalidInputError),
+    ("21000", AppError), ("25006", AppError), ("42P01", AppError), ("XX000", AppError),
 ]
 
 
@@ -184,10 +187,24 @@ def test_an_unreachable_database_is_unavailable(make_transport: Callable[..., Da
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
-def test_a_call_slower_than_the_timeout_is_unavailable(make_transport: Callable[..., Database],
-                                                       service: Identity, kind: str) -> None:
+def test_a_call_slower_than_the_timeout_is_busy(make_transport: Callable[..., Database],
+                                                service: Identity, kind: str) -> None:
+    # given a transport with a 1 s timeout (psycopg: statement_timeout, 57014; supabase: the read timeout)
     db = make_transport(kind, timeout_seconds=1)
-    with pytest.raises(DatabaseUnavailableError):
+    # when a call takes longer, then it is busy (503 database_busy, Retry-After)
+    with pytest.raises(DatabaseBusyError):
         db.call("t_sleep", {"p_seconds": Decimal("3")}, service)
     # and the transport recovers for the next call
     assert db.call("t_sleep", {"p_seconds": Decimal("0")}, service) is True
+
+
+def test_a_call_marked_read_answers_as_any_call(transport: Database, service: Identity) -> None:
+    assert transport.call("t_whoami", {}, service, read=True)["current_user"] == "service_role"
+
+
+def test_psycopg_refuses_a_read_mark_on_a_volatile_function(make_transport: Callable[..., Database],
+                                                            service: Identity) -> None:
+    # given a VOLATILE function (it may write), when a call to it is marked read, then it is refused
+    # before it runs, so a mislabelled call fails in tests instead of being retried in production
+    with pytest.raises(ValueError):
+        make_transport("psycopg").call("t_echo", {"p_x": {"amount": "1"}}, service, read=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import flask.testing
@@ -108,6 +110,20 @@ BAD_TOKENS: dict[str, BadToken] = {
     "not a jwt": lambda es, rs: "not.a.jwt",
     "legacy anon key": lambda es, rs: mint_hs256({"iss": "supabase", "ref": "x", "role": "anon",
                                                   "iat": 1, "exp": 4_000_000_000}),
+    "future nbf": lambda es, rs: mint(es, supabase_claims(nbf=supabase_claims()["iat"] + 3600)),
+    "string exp": lambda es, rs: mint(es, supabase_claims(exp=str(supabase_claims()["exp"]))),
+    "string iat": lambda es, rs: mint(es, supabase_claims(iat=str(supabase_claims()["iat"]))),
+    "string nbf": lambda es, rs: mint(es, supabase_claims(nbf=str(supabase_claims()["iat"]))),
+    "boolean exp": lambda es, rs: mint(es, supabase_claims(exp=True)),
+    "upper-case sub": lambda es, rs: mint(es, supabase_claims(sub=str(uuid.uuid4()).upper())),
+    "sub without hyphens": lambda es, rs: mint(es, supabase_claims(sub=uuid.uuid4().hex)),
+    "cty header (nested token)": lambda es, rs: mint(es, supabase_claims(), headers={"cty": "JWT"}),
+    "jku header": lambda es, rs: mint(es, supabase_claims(), headers={"jku": "https://evil.example/jwks.json"}),
+    "x5u header": lambda es, rs: mint(es, supabase_claims(), headers={"x5u": "https://evil.example/cert.pem"}),
+    "embedded jwk header": lambda es, rs: mint(es, supabase_claims(), headers={"jwk": es.public_jwk()}),
+    "typ not JWT": lambda es, rs: mint(es, supabase_claims(), headers={"typ": "at+jwt"}),
+    "anonymous user": lambda es, rs: mint(es, supabase_claims(is_anonymous=True)),
+    "is_anonymous not a boolean": lambda es, rs: mint(es, supabase_claims(is_anonymous="false")),
 }
 
 
@@ -204,20 +220,24 @@ def test_unknown_kid_refresh_is_rate_limited_by_the_cooldown(jwks: JwksServer, e
 def test_key_set_expires_after_its_lifespan_and_stale_keys_survive_an_outage(jwks: JwksServer,
                                                                              es_key: KeyPair) -> None:
     clock = FakeClock()
-    verifier, _ = _verifier(jwks, clock)
+    verifier, cache = _verifier(jwks, clock)
     token = mint(es_key, supabase_claims())
     verifier.verify(token)
     clock.now += 601
-    verifier.verify(token)
+    verifier.verify(token)  # served from the cache; the refresh runs beside it
+    assert cache.wait_idle(5)
     assert jwks.fetches == 2
     # when the endpoint fails after expiry, the cached keys stay in use (and retries back off)
     jwks.fail_with = 503
     clock.now += 601
     verifier.verify(token)
+    assert cache.wait_idle(5)
     verifier.verify(token)
+    assert cache.wait_idle(5)
     assert jwks.fetches == 3
     clock.now += 6
     verifier.verify(token)
+    assert cache.wait_idle(5)
     assert jwks.fetches == 4
 
 
@@ -242,3 +262,75 @@ def test_jwks_entries_that_are_not_es256_or_rs256_verification_keys_are_ignored(
     with pytest.raises(UnauthorizedError):
         cache.key_for(es_key.kid)
     assert "jwks entry ignored" in caplog.text
+
+
+def test_anonymous_users_are_accepted_only_when_the_project_allows_them(
+        make_client: Callable[..., flask.testing.FlaskClient], es_key: KeyPair) -> None:
+    # given a project that allows Supabase's anonymous sign-ins
+    client = make_client(ALLOW_ANONYMOUS_USERS="true")
+    claims = supabase_claims(is_anonymous=True)
+    # when an anonymous user's token calls, then it is accepted as that user
+    response = client.get("/me", headers=bearer(mint(es_key, claims)))
+    assert response.status_code == 200
+    assert response.get_json()["user_id"] == claims["sub"]
+
+
+def test_a_hanging_jwks_costs_requests_with_cached_keys_nothing(jwks: JwksServer, es_key: KeyPair) -> None:
+    # given keys cached by a first fetch, then an endpoint that hangs longer than the fetch timeout
+    cache = JwksCache(jwks.url, lifespan_seconds=0.05, timeout_seconds=1.0, failure_backoff_seconds=5)
+    verifier = TokenVerifier(AuthSettings(issuer=ISSUER, jwks_url=jwks.url), jwks=cache)
+    token = mint(es_key, supabase_claims())
+    verifier.verify(token)
+    jwks.delay_seconds = 3.0
+    time.sleep(0.1)  # the key set is now past its lifespan
+    # when 40 requests verify tokens from 8 threads while the refresh hangs
+    def timed(_: int) -> float:
+        started = time.perf_counter()
+        verifier.verify(token)
+        return time.perf_counter() - started
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        durations = sorted(pool.map(timed, range(40)))
+    # then each costs no more than a cache lookup and a signature check, and only one fetch ran
+    assert durations[-1] < 0.5, durations[-5:]
+    assert jwks.fetches == 2
+    # and after the failed fetch ends, the backoff holds off the next one
+    assert cache.wait_idle(5)
+    verifier.verify(token)
+    assert jwks.fetches == 2
+
+
+def test_an_unknown_kid_storm_makes_one_fetch_per_window(jwks: JwksServer, es_key: KeyPair) -> None:
+    # given cached keys
+    clock = FakeClock()
+    verifier, cache = _verifier(jwks, clock)
+    verifier.verify(mint(es_key, supabase_claims()))
+    tokens = [mint(new_es256_key(f"made-up-{i}"), supabase_claims()) for i in range(8)]
+    # when 200 tokens with unknown kids arrive from 8 threads
+    def refused(i: int) -> bool:
+        with pytest.raises(UnauthorizedError):
+            verifier.verify(tokens[i % len(tokens)])
+        return True
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(refused, range(200)))
+    # then one fetch ran for the whole window, and the next window allows one more
+    assert jwks.fetches == 2
+    clock.now += 31
+    for i in range(20):
+        refused(i)
+    assert jwks.fetches == 3
+
+
+def test_keys_removed_from_the_jwks_are_dropped_on_the_next_fetch(jwks: JwksServer, es_key: KeyPair,
+                                                                   rs_key: KeyPair) -> None:
+    # given both keys cached
+    clock = FakeClock()
+    verifier, cache = _verifier(jwks, clock)
+    verifier.verify(mint(rs_key, supabase_claims()))
+    # when the project revokes the RSA key and the set is refreshed
+    jwks.keys.remove(rs_key)
+    clock.now += 601
+    verifier.verify(mint(es_key, supabase_claims()))
+    assert cache.wait_idle(5)
+    # then tokens signed with it are refused
+    with pytest.raises(UnauthorizedError):
+        verifier.verify(mint(rs_key, supabase_claims()))

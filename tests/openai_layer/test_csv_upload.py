@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from common.db.base import Identity
 from common.documents import get_document, upload_document
 from common.errors import UnsupportedMediaTypeError
 from common.openai.files import document_id_from_filename
@@ -47,26 +48,28 @@ def test_a_csv_upload_becomes_ready_and_a_cell_is_answered_with_a_citation(
     user = users.create()
     stream = io.BytesIO(PRICES_CSV)
     checked = check_file(stream, "prices.csv", max_bytes=1 << 20)
-    uploaded, created = upload_document(runtime.database, runtime.openai.files, user.identity, checked, stream)
+    uploaded, created = upload_document(runtime.database, runtime.openai.files, user.identity, checked, stream,
+                                        max_documents=1000, max_bytes=1 << 30)
     # then the document becomes ready and keeps its own name and type
     doc = get_document(runtime.database, runtime.openai.files, user.identity, uploaded["id"])
     assert created and doc["status"] == "ready"
     assert doc["name"] == "prices.csv" and doc["mime_type"] == "text/csv"
     # and OpenAI holds a Markdown rendering, named after the document, one line per row with its headers
-    uploaded = runtime.openai.client.files.retrieve(doc["openai_file_id"])
+    placement = runtime.database.call("get_document_placement", {"p_document_id": doc["id"]},
+                                      Identity.backend(user.id))
+    uploaded = runtime.openai.client.files.retrieve(placement["openai_file_id"])
     assert uploaded.filename == f"{doc['id']}__prices.csv.md"
-    rendering = runtime.openai.client.files.content(doc["openai_file_id"]).read().decode()
+    rendering = runtime.openai.client.files.content(placement["openai_file_id"]).read().decode()
     assert "- Row 3: product: Blender; colour: green, matte; price_eur: 89.50" in rendering
     # when the user asks about one cell
     result = runtime.openai.chat.answer(TurnRequest(
         user_id=user.id, message="What is the price of the Blender?", session_id=str(uuid.uuid4()),
-        message_id=str(uuid.uuid4()), vector_store_id=doc["vector_store_id"], document_ids=[doc["id"]]))
+        message_id=str(uuid.uuid4()), vector_store_id=placement["vector_store_id"], document_ids=[doc["id"]]))
     # then the answer holds the cell and cites the CSV document
     assert result.status == "completed" and "89.50" in result.text
     assert [c.document_id for c in result.citations] == [doc["id"]]
     assert document_id_from_filename(result.citations[0].filename) == doc["id"]
     assert any("price_eur: 89.50" in chunk.text for chunk in result.retrieved)
-
 
 
 def test_a_csv_that_cannot_be_converted_is_refused_before_any_upload() -> None:

@@ -5,6 +5,9 @@ objects created later start closed."""
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
+
+from tests.support.postgres import OWNER
 
 WRITABLE_RELATIONS = """
 select c.relname || ' ' || r.rolname || ' ' || p.privilege
@@ -37,6 +40,7 @@ def test_objects_created_later_start_closed(database_url: str) -> None:
     # Given the migrated database, when the migrating role creates a new table with a sequence and a
     # function in public (as a later migration would)
     with psycopg.connect(database_url) as conn:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(OWNER)))
         conn.execute("create table public.later_table (id bigint generated always as identity primary key)")
         conn.execute("create function public.later_function() returns integer language sql as 'select 1'")
         granted = conn.execute(

@@ -1,7 +1,7 @@
 """Test keys and Supabase-shaped access tokens, plus a loopback JWKS endpoint.
 
     key = new_es256_key("k1")
-    with JwksServer([key]) as jwks:                 # jwks.url, jwks.fetches, jwks.keys (mutable)
+    with JwksServer([key]) as jwks:   # jwks.url, jwks.fetches; jwks.keys, fail_with, delay_seconds (mutable)
         token = mint(key, supabase_claims(email="a@example.test"))
     hs = mint_hs256(supabase_claims(), HS256_SECRET)
 """
@@ -143,13 +143,19 @@ class JwksServer:
         self.keys: list[KeyPair] = list(keys)
         self.fetches = 0
         self.fail_with: int | None = None
+        self.delay_seconds = 0.0  # wait this long before answering (a hanging endpoint)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 with outer._lock:
                     outer.fetches += 1
+                    delay = outer.delay_seconds
+                if delay and outer._stopping.wait(delay):
+                    return
+                with outer._lock:
                     status = outer.fail_with or 200
                     body = json.dumps(jwks_document(outer.keys) if status == 200 else {"error": "down"}).encode()
                 self.send_response(status)
@@ -175,6 +181,7 @@ class JwksServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -16,6 +16,8 @@ from psycopg import sql
 from common.db.migrate import migrate
 
 TEMPLATE = "docchat_template"
+OWNER = "db_owner"  # created by sql/local; what Supabase's postgres role is (no superuser)
+AUTHENTICATOR = "authenticator"  # PostgREST's login role, created by sql/local
 
 
 class PostgresForTests:
@@ -41,8 +43,12 @@ class PostgresForTests:
         self._template_ready = False
         self._created: list[str] = []
 
-    def url_for(self, database: str) -> str:
-        return psycopg.conninfo.make_conninfo(self.admin_url, dbname=database)
+    def url_for(self, database: str, *, user: str | None = None) -> str:
+        """The connection string of ``database``, as the superuser or as ``user`` (a login role of
+        sql/local: the server trusts local connections, as the embedded one does)."""
+        if user is None:
+            return psycopg.conninfo.make_conninfo(self.admin_url, dbname=database)
+        return psycopg.conninfo.make_conninfo(self.admin_url, dbname=database, user=user)
 
     def _admin(self) -> psycopg.Connection:
         return psycopg.connect(self.admin_url, autocommit=True)
@@ -54,7 +60,9 @@ class PostgresForTests:
             with self._admin() as conn:
                 conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(TEMPLATE)))
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(TEMPLATE)))
-            migrate(self.url_for(TEMPLATE), target="local")
+            # sql/local as the superuser (Supabase's init scripts), the project's files as db_owner,
+            # a role with the attributes of Supabase's non-superuser postgres.
+            migrate(self.url_for(TEMPLATE), target="local", owner=OWNER)
             self._template_ready = True
 
     def new_database(self, label: str = "t") -> str:
@@ -62,7 +70,8 @@ class PostgresForTests:
         self._ensure_template()
         name = f"{label[:30]}_{uuid.uuid4().hex[:8]}".lower()
         with self._admin() as conn:
-            conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
+            conn.execute(sql.SQL("create database {} template {} owner {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE), sql.Identifier(OWNER)))
         self._created.append(name)
         return self.url_for(name)
 

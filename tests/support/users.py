@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 
@@ -10,17 +9,29 @@ import jwt
 import psycopg
 
 from common.db.base import Identity
-from tests.support.jwt_keys import HS256_SECRET, ISSUER, supabase_claims
+from tests.support.jwt_keys import HS256_SECRET, ISSUER, KeyPair, mint, supabase_claims
 
 TEST_JWT_SECRET = HS256_SECRET
+# The test project's new-style API keys (opaque strings, as Supabase issues them).
+TEST_SECRET_KEY = "sb_secret_test0000000000000000000000"
+TEST_PUBLISHABLE_KEY = "sb_publishable_test000000000000000000"
 TEST_ISSUER = ISSUER
+_KEY_ISSUED_AT = 1_767_225_600  # 2026-01-01T00:00:00Z
 
 
 def service_role_key(secret: str = TEST_JWT_SECRET) -> str:
-    """A legacy-style service_role API key: an HS256 JWT signed with the project's secret."""
-    now = int(time.time())
-    return jwt.encode({"iss": "supabase", "ref": "local", "role": "service_role", "iat": now,
-                       "exp": now + 10 * 365 * 86400}, secret, algorithm="HS256")
+    """A legacy-style service_role API key: an HS256 JWT signed with the project's secret.
+
+    Its times are fixed, as a real project's key is minted once: the same secret always gives the
+    same key, so a test may compare it with what a transport sends."""
+    return jwt.encode({"iss": "supabase", "ref": "local", "role": "service_role", "iat": _KEY_ISSUED_AT,
+                       "exp": _KEY_ISSUED_AT + 20 * 365 * 86400}, secret, algorithm="HS256")
+
+
+def anon_key(secret: str = TEST_JWT_SECRET) -> str:
+    """A legacy-style anon API key (fixed times, like :func:`service_role_key`)."""
+    return jwt.encode({"iss": "supabase", "ref": "local", "role": "anon", "iat": _KEY_ISSUED_AT,
+                       "exp": _KEY_ISSUED_AT + 20 * 365 * 86400}, secret, algorithm="HS256")
 
 
 @dataclass(frozen=True)
@@ -36,11 +47,14 @@ class AppUser:
 
 
 class UserFactory:
-    """Creates users in auth.users of one test database; ``admin=True`` also promotes the profile."""
+    """Creates users in auth.users of one test database; ``admin=True`` also promotes the profile.
+    Tokens are HS256 with the legacy secret, or signed with ``signing_key`` (ES256/RS256) when given."""
 
-    def __init__(self, database_url: str, secret: str = TEST_JWT_SECRET) -> None:
+    def __init__(self, database_url: str, secret: str = TEST_JWT_SECRET, *,
+                 signing_key: KeyPair | None = None) -> None:
         self.database_url = database_url
         self.secret = secret
+        self.signing_key = signing_key
 
     def create(self, email: str | None = None, *, admin: bool = False, confirmed: bool = True) -> AppUser:
         user_id = str(uuid.uuid4())
@@ -51,5 +65,6 @@ class UserFactory:
                          [user_id, email, '{"role": "admin"}' if admin else "{}", confirmed])
         claims = supabase_claims(sub=user_id, email=email, app_metadata={
             "provider": "email", "providers": ["email"], **({"role": "admin"} if admin else {})})
-        token = jwt.encode(claims, self.secret, algorithm="HS256")
+        token = (mint(self.signing_key, claims) if self.signing_key is not None
+                 else jwt.encode(claims, self.secret, algorithm="HS256"))
         return AppUser(id=user_id, email=email, admin=admin, token=token)
