@@ -73,7 +73,8 @@ def _collect_models(functions: Sequence[tuple[str, Sequence[Route]]]
     for _, routes in functions:
         for route in routes:
             for model, mode in ((route.body, "validation"), (route.query, "validation"),
-                                (route.response, "serialization")):
+                                (route.response, "serialization"),
+                                *((event_model, "serialization") for _, event_model in route.events)):
                 if model is not None and (model, mode) not in wanted:
                     wanted.append((model, mode))
     return wanted
@@ -184,10 +185,26 @@ def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[s
 
 def _success(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     description = http.HTTPStatus(route.status).phrase
-    if route.response is None:
-        return {"description": description}
-    return {"description": description,
-            "content": {"application/json": {"schema": refs[(route.response, "serialization")]}}}
+    content: dict[str, Any] = {}
+    if route.response is not None:
+        content["application/json"] = {"schema": refs[(route.response, "serialization")]}
+    if route.events:
+        content["text/event-stream"] = {"schema": _event_stream_schema(route, refs)}
+    return {"description": description, "content": content} if content else {"description": description}
+
+
+def _event_stream_schema(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """Server-Sent Events as one schema per event: its ``event`` name and the JSON of its ``data``
+    line. Comment lines (``: keep-alive``) may come between events while the server is busy."""
+    names = ", ".join(f"`{name}`" for name, _ in route.events)
+    return {
+        "description": f"Server-Sent Events, in this order: {names}. Each event is `event: <name>` and one "
+                       "`data:` line of JSON as given here; `: keep-alive` comment lines keep an idle "
+                       "connection open.",
+        "oneOf": [{"type": "object", "title": name, "required": ["event", "data"],
+                   "properties": {"event": {"const": name}, "data": refs[(model, "serialization")]}}
+                  for name, model in route.events],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

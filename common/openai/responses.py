@@ -43,6 +43,17 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class RetrievedChunk:
+    """One passage file_search returned for a turn, with the document it belongs to."""
+
+    document_id: str | None
+    file_id: str
+    filename: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
 class TurnResult:
     text: str
     citations: list[Citation]
@@ -54,6 +65,7 @@ class TurnResult:
     incomplete_reason: str | None = None
     error: str | None = None
     request_id: str | None = field(default=None, compare=False)
+    retrieved: tuple[RetrievedChunk, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,23 @@ def citations_of(response: Any) -> list[Citation]:
     return citations
 
 
+def retrieved_of(response: Any) -> tuple[RetrievedChunk, ...]:
+    """Every passage the turn's file_search calls returned (``include: file_search_call.results``)."""
+    chunks: list[RetrievedChunk] = []
+    for item in response.output or []:
+        if getattr(item, "type", None) != "file_search_call":
+            continue
+        for result in item.results or []:
+            if not result.file_id or not result.text:
+                continue
+            doc = (result.attributes or {}).get("document_id")
+            chunks.append(RetrievedChunk(
+                document_id=doc if isinstance(doc, str) else document_id_from_filename(result.filename or ""),
+                file_id=result.file_id, filename=result.filename or "", text=result.text,
+                score=float(result.score or 0.0)))
+    return tuple(chunks)
+
+
 def result_of(response: Any, request_id: str | None) -> TurnResult:
     incomplete = getattr(response, "incomplete_details", None)
     error = getattr(response, "error", None)
@@ -122,6 +151,7 @@ def result_of(response: Any, request_id: str | None) -> TurnResult:
         conversation_id=conversation.id if conversation else None,
         incomplete_reason=incomplete.reason if incomplete else None,
         error=f"{error.code}: {error.message}" if error else None, request_id=request_id,
+        retrieved=retrieved_of(response),
     )
 
 
