@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from common.db.base import Database, Identity
@@ -23,7 +24,8 @@ _SESSION_FIELDS = ("id", "title", "message_count", "last_message_at", "document_
 def session_out(session: dict[str, Any]) -> dict[str, Any]:
     """A session as the API shows it (no OpenAI ids); ``cost_usd`` and ``snippet`` when known."""
     out = {name: session.get(name) for name in _SESSION_FIELDS}
-    out["cost_usd"] = session.get("cost_usd")
+    cost = session.get("cost_usd")
+    out["cost_usd"] = None if cost is None else Decimal(str(cost))
     if "snippet" in session:
         out["snippet"] = session["snippet"]
     return out
@@ -59,7 +61,7 @@ def create_session(db: Database, identity: Identity, title: str | None,
     if document_ids is not None:
         args["p_document_ids"] = document_ids
     created = db.call("create_session", args, identity)
-    return session_out({**created, "cost_usd": "0"})
+    return session_out({**created, "cost_usd": 0})
 
 
 def list_sessions(db: Database, identity: Identity, *, limit: int, cursor: str | None,

@@ -95,4 +95,6 @@ def history(apps: Apps, user: AppUser, session_id: str) -> list[dict[str, Any]]:
 
 
 def set_budget(database: Database, admin: AppUser, user: AppUser, budget: Decimal) -> None:
+    """Give ``user`` (whose profile is made on first sight) a monthly budget, as an admin does."""
+    database.call("get_my_profile", {}, user.identity)
     database.call("admin_update_user", {"p_user_id": user.id, "p_monthly_budget_usd": budget}, admin.identity)
