@@ -23,7 +23,14 @@ from typing import Any
 from common import chat_ledger
 from common.citations import quote_citations
 from common.db.base import Database, Identity
-from common.errors import AppError, DatabaseUnavailableError, RateLimitedError, UpstreamError, UpstreamUnavailableError
+from common.errors import (
+    AppError,
+    ConflictError,
+    DatabaseUnavailableError,
+    RateLimitedError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
 from common.pricing import PriceTable, TokenUsage
 from common.sessions import message_out, session_out
 from common.settings import ChatSettings, OpenAISettings
@@ -65,11 +72,16 @@ def reservation(parts: ChatParts) -> Decimal:
 
 def begin_turn(parts: ChatParts, identity: Identity, ask: TurnAsk) -> dict[str, Any]:
     """Open the turn in the database; raises NotFoundError, BudgetExceededError, RateLimitedError,
-    UserDisabledError or InvalidInputError before any OpenAI call."""
-    return chat_ledger.begin(parts.database, identity, request_id=ask.request_id, message=ask.message,
+    UserDisabledError or InvalidInputError before any OpenAI call, and ConflictError when this
+    request id already began a turn (its answer is in the session's history)."""
+    begun = chat_ledger.begin(parts.database, identity, request_id=ask.request_id, message=ask.message,
                              max_cost_usd=reservation(parts), session_id=ask.session_id,
                              document_ids=ask.document_ids, max_turns_per_minute=parts.limits.turns_per_minute,
                              max_message_chars=parts.limits.max_message_chars)
+    if begun["replayed"]:
+        raise ConflictError("This request already began a turn; its answer is in the session's history.",
+                            extra={"session_id": str(begun["session"]["id"])})
+    return begun
 
 
 def run_turn(parts: ChatParts, identity: Identity, ask: TurnAsk, begun: dict[str, Any]) -> Iterator[Event]:

@@ -14,6 +14,7 @@ caller's own identity. Where those lack a piece the adapter says so:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -109,8 +110,7 @@ def _keyed(rows: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 def _next_month() -> str:
-    import datetime as dt
-
+    """When a monthly budget resets: the first instant of next month, UTC (D7)."""
     today = dt.datetime.now(dt.timezone.utc).date()
     first = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
     return dt.datetime.combine(first, dt.time(), dt.timezone.utc).isoformat()

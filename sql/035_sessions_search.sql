@@ -55,11 +55,13 @@ begin
               from public.chat_sessions s
              where s.user_id = v_uid
                and (c.ts is null or (s.updated_at, s.id) < (c.ts, v_cursor_id))
-               and (v_query is null
-                    or to_tsvector('english'::regconfig, s.title) @@ v_query
-                    or exists (select 1 from public.chat_messages m
-                                where m.session_id = s.id
-                                  and to_tsvector('english'::regconfig, m.content) @@ v_query))
+               and (v_query is null or s.id in (
+                      -- matches found through the GIN indexes, narrowed to the caller's rows
+                      select m.session_id from public.chat_messages m
+                       where m.user_id = v_uid and to_tsvector('english'::regconfig, m.content) @@ v_query
+                      union
+                      select t.id from public.chat_sessions t
+                       where t.user_id = v_uid and to_tsvector('english'::regconfig, t.title) @@ v_query))
              order by s.updated_at desc, s.id desc limit v_limit + 1) t), v_limit);
 end;
 $$;

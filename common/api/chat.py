@@ -83,13 +83,17 @@ def _parts(ctx: RequestContext) -> ChatParts:
 
 
 def chat(ctx: RequestContext) -> Any:
-    """Ask a question about my documents: the answer with quoted citations, usage and cost."""
+    """Ask a question about my documents: the answer with quoted citations, usage and cost.
+
+    Raises (as problem+json) 413 for a message over the limit and whatever beginning the turn raises;
+    once the turn began, its failures are recorded on it and answered (or streamed as ``error``)."""
     body = ctx.body
     assert isinstance(body, ChatIn) and ctx.identity is not None
     limits = ctx.runtime.settings.chat
     if len(body.message) > limits.max_message_chars:
         raise PayloadTooLargeError(f"A message may hold at most {limits.max_message_chars} characters.")
-    ask = TurnAsk(message=body.message, request_id=ctx.request_id,
+    # The turn is idempotent per request id: a retry with the same Idempotency-Key is not a second turn.
+    ask = TurnAsk(message=body.message, request_id=ctx.idempotency_key or ctx.request_id,
                   session_id=str(body.session_id) if body.session_id else None,
                   document_ids=[str(d) for d in body.document_ids] if body.document_ids is not None else None)
     parts = _parts(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from decimal import Decimal
 from typing import Any, Literal
@@ -12,6 +13,7 @@ import pydantic
 
 from common import sessions
 from common.http import RequestContext, Route
+from common.idempotency import run_idempotent
 
 MessageStatus = Literal["pending", "complete", "failed"]
 
@@ -135,12 +137,15 @@ def _id(ctx: RequestContext) -> str:
     return str(ctx.path_params["id"])
 
 
-def create(ctx: RequestContext) -> tuple[Any, int]:
-    """Start a session, optionally narrowed to some of my documents."""
+def create(ctx: RequestContext) -> tuple[Any, int, dict[str, str]]:
+    """Start a session, optionally narrowed to some of my documents (``Idempotency-Key`` honoured)."""
     body = ctx.body
-    assert isinstance(body, SessionIn)
+    assert isinstance(body, SessionIn) and ctx.identity is not None
     ids = [str(d) for d in body.document_ids] if body.document_ids is not None else None
-    return sessions.create_session(ctx.runtime.database, ctx.identity, body.title, ids), 201  # type: ignore[arg-type]
+    database, identity = ctx.runtime.database, ctx.identity
+    fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    return run_idempotent(database, identity, ctx.idempotency_key, "sessions", fingerprint,
+                          lambda: (sessions.create_session(database, identity, body.title, ids), 201))
 
 
 def list_sessions(ctx: RequestContext) -> Any:
@@ -192,7 +197,7 @@ def export(ctx: RequestContext) -> Any:
 
 
 ROUTES = [
-    Route("POST", "/", create, body=SessionIn, response=SessionOut, status=201, errors=(400, 403, 404)),
+    Route("POST", "/", create, body=SessionIn, response=SessionOut, status=201, errors=(400, 403, 404, 409)),
     Route("GET", "/", list_sessions, query=ListQuery, response=SessionPage, errors=(400, 403)),
     Route("GET", "/{id:uuid}", get_one, response=SessionOut, errors=(403,)),
     Route("PATCH", "/{id:uuid}", rename, body=RenameIn, response=SessionOut, errors=(403,)),

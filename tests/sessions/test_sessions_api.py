@@ -46,6 +46,17 @@ def test_create_list_get_rename_and_delete(apps: Apps, users: UserFactory) -> No
     assert apps.sessions.get(f"/{session['id']}", headers=auth(user)).status_code == 404
 
 
+def test_a_new_session_with_an_idempotency_key_is_made_once(apps: Apps, users: UserFactory) -> None:
+    user = users.create()
+    key = auth(user, **{"Idempotency-Key": "new-session-0001"})
+    first = apps.sessions.post("/", headers=key, json={"title": "Once"})
+    again = apps.sessions.post("/", headers=key, json={"title": "Once"})
+    assert (first.status_code, again.status_code) == (201, 201) and again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert apps.sessions.post("/", headers=key, json={"title": "Twice"}).status_code == 422
+    assert len(apps.sessions.get("/", headers=auth(user)).json["items"]) == 1
+
+
 @pytest.mark.parametrize(("body", "status"), [
     ({"document_ids": ["00000000-0000-4000-8000-000000000000"]}, 404),
     ({"title": ""}, 422),
