@@ -108,8 +108,12 @@ def run_turn(parts: ChatParts, identity: Identity, ask: TurnAsk, begun: dict[str
                 result = item
             elif isinstance(item, TextDelta):
                 yield "delta", {"text": item.text}
+        if result is None:
+            raise UpstreamError("OpenAI's stream ended without a final response.")
     except AppError as error:
         raise _record_failure(parts, identity, message_id, conversation_id, error) from error
+    # Today's ChatModel.stream announces the response id only with its result; a stream that calls
+    # on_created(response_id) at response.created gets this call as that hook instead.
     chat_ledger.record_response(parts.database, identity, message_id=message_id, response_id=result.response_id,
                                 conversation_id=conversation_id)
     # Priced by the model asked for: OpenAI may answer with a dated snapshot name of it.

@@ -20,9 +20,6 @@ from tests.support.functions import build_function_app
 from tests.support.users import AppUser
 from tests.upload.conftest import auth, upload
 
-__all__ = ["Apps", "auth", "ask", "make_apps", "parse_events", "upload_text", "usage_rows_of"]
-
-
 @dataclass(frozen=True)
 class Apps:
     """Test clients of the three functions a chat needs."""

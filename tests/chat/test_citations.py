@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from common.citations import best_passage, claim_before, quote_citations
 from common.db.psycopg_transport import PsycopgDatabase
