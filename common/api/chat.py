@@ -13,6 +13,7 @@ from common.api.sessions import CitationOut, MessageOut, SessionOut, UsageOut
 from common.chat import ChatParts, TurnAsk, begin_turn, collect_turn, run_turn
 from common.errors import PayloadTooLargeError
 from common.http import RequestContext, Route
+from common.http.problem import Problem
 from common.http.sse import event_stream, wants_event_stream
 
 
@@ -63,19 +64,6 @@ class DeltaEvent(pydantic.BaseModel):
     text: str
 
 
-class ErrorEvent(pydantic.BaseModel):
-    """The turn failed (a problem object, as the plain answer would carry); the question is kept."""
-
-    model_config = pydantic.ConfigDict(extra="allow")
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    request_id: str | None = None
-
-
 def _parts(ctx: RequestContext) -> ChatParts:
     runtime = ctx.runtime
     return ChatParts(database=runtime.database, model=runtime.openai.chat, prices=runtime.prices,
@@ -108,6 +96,6 @@ def chat(ctx: RequestContext) -> Any:
 ROUTES = [
     Route("POST", "/", chat, body=ChatIn, response=TurnOut,
           events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationOut), ("done", TurnOut),
-                  ("error", ErrorEvent)),
+                  ("error", Problem)),
           errors=(400, 402, 403, 404, 409, 413, 429, 502, 503)),
 ]

@@ -20,24 +20,11 @@ from typing import Any, Literal
 import pydantic
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from common.http.problem import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from common.http.problem import PROBLEM_CONTENT_TYPE, Problem
 from common.http.routing import OPENAPI_PARAM_SCHEMAS, Route, Router
 from common.http.registry import mount_path, registered_functions
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-
-
-class Problem(pydantic.BaseModel):
-    """An error (RFC 9457). The code is stable; the type is https://docchat.dev/problems/ + code."""
-
-    model_config = pydantic.ConfigDict(extra="allow")
-
-    type: str = pydantic.Field(examples=[PROBLEM_TYPE_BASE + "not_found"])
-    title: str
-    status: int
-    detail: str
-    code: str
-    request_id: str | None = None
 
 
 class FieldError(pydantic.BaseModel):
