@@ -97,5 +97,14 @@ ROUTES = [
     Route("POST", "/", chat, body=ChatIn, response=TurnOut,
           events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationOut), ("done", TurnOut),
                   ("error", Problem)),
-          errors=(400, 402, 403, 404, 409, 413, 429, 502, 503)),
+          errors=(400, 402, 403, 404, 409, 413, 429, 502, 503),
+          codes=((402, "`budget_exceeded`: the monthly budget cannot hold this turn; with `spent_usd`, "
+                       "`monthly_budget_usd` and `resets_at`"),
+                 (403, "`user_disabled`: the account is disabled"),
+                 (404, "`not_found`: no such session or document among mine"),
+                 (409, "`conflict`: this request id (Idempotency-Key) already began a turn"),
+                 (413, "`payload_too_large`: the message is longer than CHAT_MAX_MESSAGE_CHARS"),
+                 (429, "`rate_limited`: too many turns this minute, or OpenAI's rate limit; see Retry-After"),
+                 (503, "`upstream_unavailable` (OpenAI down, timed out or out of quota) or "
+                       "`database_unavailable` (the answer could not be stored)"))),
 ]

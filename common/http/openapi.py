@@ -87,8 +87,13 @@ def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: st
             operation = _operation(function, route, refs, schemas, operation_ids)
             statuses = _error_statuses(route)
             used_statuses |= statuses
-            for status in sorted(statuses):
-                operation["responses"][str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
+            codes = dict(route.codes)
+            for status in sorted(statuses | set(codes)):
+                reference = {"$ref": f"#/components/responses/Problem{status}"}
+                if status in codes:  # OpenAPI 3.1: a description beside $ref overrides the shared one
+                    reference["description"] = codes[status]
+                operation["responses"][str(status)] = reference
+            used_statuses |= set(codes)
             methods = paths.setdefault(path, {})
             if route.method.lower() in methods:
                 raise ValueError(f"two operations for {route.method} {path}")

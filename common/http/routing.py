@@ -63,6 +63,7 @@ class Route:
     HTTP statuses the handler may answer with) document the endpoint in the OpenAPI document.
     ``events`` names the Server-Sent Events the route may stream instead (``(event, data model)``
     pairs, in the order they come): the success response then also offers ``text/event-stream``.
+    ``codes`` describes error statuses of this route with their stable codes (``(status, text)``).
     """
 
     method: str
@@ -77,6 +78,7 @@ class Route:
     errors: Sequence[int] = ()
     body_media: str = "application/json"
     events: tuple[tuple[str, type[pydantic.BaseModel]], ...] = ()
+    codes: tuple[tuple[int, str], ...] = ()
     segments: tuple[str | PathParam, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

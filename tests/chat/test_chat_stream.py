@@ -10,14 +10,18 @@ from typing import Any
 import pytest
 
 from common.db.psycopg_transport import PsycopgDatabase
+from common.http.openapi import build_openapi
+from common.http.registry import registered_functions
 from common.runtime import Runtime
 from common.settings import ChatSettings
 from tests.chat.conftest import Apps, auth, history, make_apps, parse_events, upload_text, usage_rows_of
 from tests.chat.test_chat_turns import COMETS
 from tests.support.functions import make_runtime
+from tests.support.openapi import assert_matches_openapi
 from tests.support.users import UserFactory
 
 HEARTBEAT = 0.1
+OPENAPI = build_openapi(registered_functions())
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +71,11 @@ def test_events_arrive_in_order_while_openai_is_slow_and_done_is_what_is_stored(
     assert done["message"]["content"] == text
     assert [c for n, c in events if n == "citation"] == done["message"]["citations"]
     assert {c["document_id"] for c in done["message"]["citations"]} == {doc["id"]}
+    # And every event is one the OpenAPI document describes
+    for name, payload in events:
+        if name != ":":
+            assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": name, "data": payload},
+                                   content_type="text/event-stream")
     # And done is exactly what the history then returns
     stored = history(apps, user, done["session_id"])
     assert stored[-1] == done["message"]
@@ -115,6 +124,8 @@ def test_a_failure_after_the_stream_started_is_an_error_event(apps: Apps, users:
     response.close()
     assert [n for n, _ in events] == ["session", "error"]
     problem = events[1][1]
+    assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": "error", "data": problem},
+                           content_type="text/event-stream")
     assert problem["status"] == 503 and problem["code"] == "upstream_unavailable"
     stored = history(apps, user, events[0][1]["session_id"])
     assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "failed")]
