@@ -217,12 +217,25 @@ class AdminSettings:
 
 
 @dataclass(frozen=True)
+class ChatSettings:
+    """Limits of one chat turn: the message, the rate per user, how long a turn may take, the SSE
+    heartbeat, and the input bound its worst-case cost (the budget reservation) is computed with."""
+
+    max_message_chars: int = 8000
+    turns_per_minute: int = 20
+    timeout_seconds: float = 120.0
+    heartbeat_seconds: float = 15.0
+    max_input_tokens: int = 64_000
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     auth: AuthSettings
     openai_settings: OpenAISettings | None = None
     registry: RegistrySettings = RegistrySettings()
     admin: AdminSettings = AdminSettings()
+    chat: ChatSettings = ChatSettings()
     cors_origins: tuple[str, ...] = ()
     max_upload_bytes: int = 25 * 1024 * 1024
     max_documents_per_user: int = 1000
@@ -293,12 +306,21 @@ class Settings:
             time_budget_seconds=r.number("REGISTRY_TIME_BUDGET_SECONDS", 240.0, 1.0, 3000.0),
             grace_seconds=r.integer("REGISTRY_GRACE_SECONDS", 3600, 0, 30 * 86400),
         )
+        chat_defaults = ChatSettings()
+        chat = ChatSettings(
+            max_message_chars=r.integer("CHAT_MAX_MESSAGE_CHARS", chat_defaults.max_message_chars, 1, 20_000),
+            turns_per_minute=r.integer("CHAT_TURNS_PER_MINUTE", chat_defaults.turns_per_minute, 1, 1000),
+            timeout_seconds=r.number("CHAT_TIMEOUT_SECONDS", chat_defaults.timeout_seconds, 5.0, 3000.0),
+            heartbeat_seconds=r.number("CHAT_HEARTBEAT_SECONDS", chat_defaults.heartbeat_seconds, 0.05, 300.0),
+            max_input_tokens=r.integer("CHAT_MAX_INPUT_TOKENS", chat_defaults.max_input_tokens, 1000, 1_000_000),
+        )
         settings = cls(
             database=database,
             auth=auth,
             openai_settings=openai_settings,
             registry=registry,
             admin=AdminSettings.from_reader(r),
+            chat=chat,
             cors_origins=r.csv("CORS_ORIGINS"),
             max_upload_bytes=r.integer("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, 1, 512 * 1024 * 1024),
             max_documents_per_user=r.integer("MAX_DOCUMENTS_PER_USER", 1000, 1, 1_000_000),

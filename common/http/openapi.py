@@ -20,24 +20,11 @@ from typing import Any, Literal
 import pydantic
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from common.http.problem import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
+from common.http.problem import PROBLEM_CONTENT_TYPE, Problem
 from common.http.routing import OPENAPI_PARAM_SCHEMAS, Route, Router
 from common.http.registry import mount_path, registered_functions
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-
-
-class Problem(pydantic.BaseModel):
-    """An error (RFC 9457). The code is stable; the type is https://docchat.dev/problems/ + code."""
-
-    model_config = pydantic.ConfigDict(extra="allow")
-
-    type: str = pydantic.Field(examples=[PROBLEM_TYPE_BASE + "not_found"])
-    title: str
-    status: int
-    detail: str
-    code: str
-    request_id: str | None = None
 
 
 class FieldError(pydantic.BaseModel):
@@ -73,7 +60,8 @@ def _collect_models(functions: Sequence[tuple[str, Sequence[Route]]]
     for _, routes in functions:
         for route in routes:
             for model, mode in ((route.body, "validation"), (route.query, "validation"),
-                                (route.response, "serialization")):
+                                (route.response, "serialization"),
+                                *((event_model, "serialization") for _, event_model in route.events)):
                 if model is not None and (model, mode) not in wanted:
                     wanted.append((model, mode))
     return wanted
@@ -99,8 +87,13 @@ def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: st
             operation = _operation(function, route, refs, schemas, operation_ids)
             statuses = _error_statuses(route)
             used_statuses |= statuses
-            for status in sorted(statuses):
-                operation["responses"][str(status)] = {"$ref": f"#/components/responses/Problem{status}"}
+            codes = dict(route.codes)
+            for status in sorted(statuses | set(codes)):
+                reference = {"$ref": f"#/components/responses/Problem{status}"}
+                if status in codes:  # OpenAPI 3.1: a description beside $ref overrides the shared one
+                    reference["description"] = codes[status]
+                operation["responses"][str(status)] = reference
+            used_statuses |= set(codes)
             methods = paths.setdefault(path, {})
             if route.method.lower() in methods:
                 raise ValueError(f"two operations for {route.method} {path}")
@@ -184,10 +177,26 @@ def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[s
 
 def _success(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     description = http.HTTPStatus(route.status).phrase
-    if route.response is None:
-        return {"description": description}
-    return {"description": description,
-            "content": {"application/json": {"schema": refs[(route.response, "serialization")]}}}
+    content: dict[str, Any] = {}
+    if route.response is not None:
+        content["application/json"] = {"schema": refs[(route.response, "serialization")]}
+    if route.events:
+        content["text/event-stream"] = {"schema": _event_stream_schema(route, refs)}
+    return {"description": description, "content": content} if content else {"description": description}
+
+
+def _event_stream_schema(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """Server-Sent Events as one schema per event: its ``event`` name and the JSON of its ``data``
+    line. Comment lines (``: keep-alive``) may come between events while the server is busy."""
+    names = ", ".join(f"`{name}`" for name, _ in route.events)
+    return {
+        "description": f"Server-Sent Events, in this order: {names}. Each event is `event: <name>` and one "
+                       "`data:` line of JSON as given here; `: keep-alive` comment lines keep an idle "
+                       "connection open.",
+        "oneOf": [{"type": "object", "title": name, "required": ["event", "data"],
+                   "properties": {"event": {"const": name}, "data": refs[(model, "serialization")]}}
+                  for name, model in route.events],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

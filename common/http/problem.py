@@ -20,6 +20,19 @@ PROBLEM_TYPE_BASE = "https://docchat.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
+class Problem(pydantic.BaseModel):
+    """An error (RFC 9457). The code is stable; the type is https://docchat.dev/problems/ + code."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    type: str = pydantic.Field(examples=[PROBLEM_TYPE_BASE + "not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None = None
+
+
 def problem_body(error: AppError, request_id: str | None) -> dict[str, Any]:
     """The problem document of ``error``; standard members win over ``extra`` members of the same name."""
     body: dict[str, Any] = dict(error.extra)

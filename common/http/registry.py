@@ -14,8 +14,8 @@ from common.http.routing import Route
 
 FUNCTIONS: Mapping[str, str] = {
     "upload": "common.api.upload:ROUTES",
-    # "chat": "common.api.chat:ROUTES",
-    # "sessions": "common.api.sessions:ROUTES",
+    "chat": "common.api.chat:ROUTES",
+    "sessions": "common.api.sessions:ROUTES",
     "usage": "common.api.usage:ROUTES",
     "admin": "common.api.admin:ROUTES",
     "registry_refresh": "common.api.registry_refresh:ROUTES",

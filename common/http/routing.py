@@ -61,6 +61,9 @@ class Route:
     ``body``/``query`` models are validated before the handler runs (a ``body`` whose ``body_media`` is
     not JSON, e.g. ``multipart/form-data``, only documents the form: the handler reads it); ``response`` and ``errors`` (extra
     HTTP statuses the handler may answer with) document the endpoint in the OpenAPI document.
+    ``events`` names the Server-Sent Events the route may stream instead (``(event, data model)``
+    pairs, in the order they come): the success response then also offers ``text/event-stream``.
+    ``codes`` describes error statuses of this route with their stable codes (``(status, text)``).
     """
 
     method: str
@@ -74,6 +77,8 @@ class Route:
     summary: str = ""
     errors: Sequence[int] = ()
     body_media: str = "application/json"
+    events: tuple[tuple[str, type[pydantic.BaseModel]], ...] = ()
+    codes: tuple[tuple[int, str], ...] = ()
     segments: tuple[str | PathParam, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

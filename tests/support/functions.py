@@ -15,7 +15,7 @@ import pytest
 
 from common.db.base import Database
 from common.runtime import Runtime
-from common.settings import AuthSettings, DatabaseSettings, OpenAISettings, RegistrySettings, Settings
+from common.settings import AuthSettings, ChatSettings, DatabaseSettings, OpenAISettings, RegistrySettings, Settings
 from tests.support.users import TEST_ISSUER, TEST_JWT_SECRET
 
 _RUNTIMES: dict[str, Runtime] = {}
@@ -23,18 +23,20 @@ TEST_MAX_UPLOAD_BYTES = 256 * 1024
 REGISTRY_TOKEN = "registry-test-token"
 
 
-def make_runtime(database: Database, database_url: str, openai_base_url: str) -> Runtime:
+def make_runtime(database: Database, database_url: str, openai_base_url: str, *,
+                 chat: ChatSettings | None = None, openai_timeout_seconds: float = 5.0) -> Runtime:
     """A Runtime with explicit test settings: the given database, the test project's JWT secret, the
-    OpenAI stand-in, the scheduler's test token and a small upload limit."""
+    OpenAI stand-in, the scheduler's test token, a small upload limit and the given chat limits."""
     from common.openai import build_gateway
 
     settings = Settings(
         database=DatabaseSettings(database_url=database_url),
         auth=AuthSettings(issuer=TEST_ISSUER, jwt_secret=TEST_JWT_SECRET),
-        openai_settings=OpenAISettings(api_key="sk-local", base_url=openai_base_url, timeout_seconds=5.0,
-                                       max_retries=1),
+        openai_settings=OpenAISettings(api_key="sk-local", base_url=openai_base_url,
+                                       timeout_seconds=openai_timeout_seconds, max_retries=1),
         registry=RegistrySettings(service_token=REGISTRY_TOKEN, grace_seconds=0),
         max_upload_bytes=TEST_MAX_UPLOAD_BYTES,
+        chat=chat or ChatSettings(),
     )
     return Runtime(settings, database=database, openai_factory=lambda s: build_gateway(s.openai))
 

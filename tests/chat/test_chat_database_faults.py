@@ -1,0 +1,60 @@
+"""The database failing after OpenAI answered: the finish is retried (it is idempotent by response
+id), and when the database stays away the request fails with 503, never reported as success, with
+the response id logged at ERROR so the turn can be settled from it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from common.db.base import Database
+from common.runtime import Runtime
+from tests.chat.conftest import Apps, ask, auth, history, make_apps, upload_text, usage_rows_of
+from tests.chat.test_chat_turns import COMETS
+from tests.support.functions import make_runtime
+from tests.support.users import UserFactory
+
+
+@pytest.fixture(scope="module")
+def supabase_runtime(supabase_db: Database, database_url: str, standin: Any) -> Iterator[Runtime]:
+    rt = make_runtime(supabase_db, database_url, standin.base_url)
+    yield rt
+    rt.openai.client.close()
+
+
+@pytest.fixture(scope="module")
+def apps(supabase_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Apps:
+    return make_apps(tmp_path_factory.mktemp("functions"), supabase_runtime)
+
+
+def test_a_finish_that_fails_once_is_retried_and_billed_once(apps: Apps, users: UserFactory, postgrest: Any,
+                                                             database_url: str) -> None:
+    user = users.create()
+    upload_text(apps, user, "comets.txt", COMETS)
+    postgrest.inject_fault(drop=True, function="finish_chat_turn")
+    response = ask(apps, user, "How often does Halley's comet return?")
+    assert response.status_code == 200, response.json
+    message = response.json["message"]
+    assert history(apps, user, response.json["session_id"])[-1] == message
+    assert len(usage_rows_of(database_url, message["id"])) == 2
+
+
+def test_a_database_that_stays_away_is_503_with_the_response_id_logged(apps: Apps, users: UserFactory,
+                                                                       postgrest: Any, database_url: str,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    user = users.create()
+    upload_text(apps, user, "comets.txt", COMETS)
+    postgrest.inject_fault(drop=True, function="finish_chat_turn", times=10)
+    with caplog.at_level(logging.ERROR, logger="common.chat"):
+        response = ask(apps, user, "How often does Halley's comet return?")
+    postgrest.clear_faults()
+    assert response.status_code == 503 and response.json["code"] == "database_unavailable"
+    assert "resp_" not in response.get_data(as_text=True)
+    [logged] = [r for r in caplog.records if r.name == "common.chat"]
+    assert "resp_" in logged.getMessage()
+    sessions = apps.sessions.get("/", headers=auth(user)).json["items"]
+    answer = history(apps, user, sessions[0]["id"])[-1]
+    assert answer["status"] == "pending" and usage_rows_of(database_url, answer["id"]) == []
