@@ -117,7 +117,7 @@ $$;
 -- create_document (backend API): records an upload before any side effect. The same bytes (sha256)
 -- uploaded again by the same user return the existing document (created = false); a failed or
 -- abandoned upload of the same bytes is taken over (created = true). A new document must fit the
--- user's quotas: at most p_max_documents live documents (DC409) and p_max_bytes bytes (DC409); the
+-- user's quotas: at most p_max_documents live documents (DCQ13) and p_max_bytes bytes (DCQ13); the
 -- profile row is locked, so concurrent uploads cannot both squeeze under a quota.
 -- Returns {document, created, vector_store_id} (the user's own store, or null).
 create or replace function public.create_document(p_user_id uuid, p_name text, p_mime_type text,
@@ -162,10 +162,10 @@ begin
   select count(*), coalesce(sum(size_bytes), 0) into v_count, v_bytes from public.documents
    where user_id = p.id and status not in ('deleting', 'deleted');
   if v_count >= p_max_documents then
-    perform private.fail('DC409', 'document quota reached: at most ' || p_max_documents || ' documents');
+    perform private.fail('DCQ13', 'document quota reached: at most ' || p_max_documents || ' documents');
   end if;
   if v_bytes + p_size_bytes > p_max_bytes then
-    perform private.fail('DC409', 'storage quota reached: at most ' || p_max_bytes || ' bytes');
+    perform private.fail('DCQ13', 'storage quota reached: at most ' || p_max_bytes || ' bytes');
   end if;
 
   insert into public.documents (user_id, name, mime_type, size_bytes, sha256)
