@@ -53,8 +53,8 @@ drop function if exists public.revoke_document_access(uuid, uuid);
 drop function if exists public.list_document_access(uuid);
 
 -- acting_profile: the profile of the user the backend acts for (created on first sight from
--- auth.users: email and app_metadata's role, never user_metadata). DC401 for an unknown user, DC410
--- for a disabled one.
+-- auth.users: email and app_metadata's role, never user_metadata; an anonymous user's budget from
+-- private.new_profile_budget). DC401 for an unknown user, DC410 for a disabled one.
 create or replace function private.acting_profile(p_user_id uuid) returns public.user_profiles
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -66,8 +66,9 @@ begin
   end if;
   select * into v_profile from public.user_profiles where id = p_user_id;
   if not found then
-    insert into public.user_profiles (id, email, role)
-    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end
+    insert into public.user_profiles (id, email, role, monthly_budget_usd)
+    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end,
+           private.new_profile_budget(u.is_anonymous)
       from auth.users u where u.id = p_user_id
     on conflict (id) do update set last_seen_at = now()
     returning * into v_profile;
