@@ -144,3 +144,15 @@ def test_the_reader_follows_locals_branches_and_helpers_and_notices_a_stray_vari
     assert fields == {"database": {"SUPABASE_URL", "SUPABASE_SECRET_KEY"}, "chat": {"CHAT_NEW_BOUND"},
                       "admin": {"ADMIN_FLAG"}}
     assert every - set().union(*fields.values()) == {"STRAY"}
+
+
+def test_the_openai_key_goes_where_openai_is_called_and_not_to_usage() -> None:
+    # Given the secrets each function is given
+    with_key = {fn for fn, env in TERRAFORM.items() if "OPENAI_API_KEY" in env.secret}
+    # Then usage (database rows only) never gets the OpenAI key; chat, the registry (it settles turns
+    # and pages through files), sessions (conversation deletes) and admin (health, deletes) do
+    assert "usage" not in with_key
+    assert {"chat", "registry_refresh", "sessions", "admin", "upload"} <= with_key
+    # And chat can read everything its turn needs: the database key, the OpenAI key, its limits
+    assert {"SUPABASE_SECRET_KEY", "OPENAI_API_KEY"} <= TERRAFORM["chat"].secret
+    assert {"CHAT_TIMEOUT_SECONDS", "CHAT_MAX_INPUT_TOKENS", "OPENAI_REASONING_EFFORT"} <= TERRAFORM["chat"].plain
