@@ -50,7 +50,7 @@ def upload_document(db: Database, files: DocumentFiles, identity: Identity, chec
     """Store a checked file; returns (document, created). The same bytes again return the existing
     document with created False. ``title`` (already clean) replaces the file's name for display; the
     OpenAI file keeps the file's name, whose extension tells OpenAI the format. A user over
-    ``max_documents`` or ``max_bytes`` gets ConflictError before any OpenAI call."""
+    ``max_documents`` or ``max_bytes`` gets QuotaExceededError before any OpenAI call."""
     backend = _backend(identity)
     recorded = db.call("create_document", {"p_name": title or checked.name, "p_mime_type": checked.mime_type,
                                            "p_size_bytes": checked.size, "p_sha256": checked.sha256,

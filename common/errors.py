@@ -11,7 +11,8 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     │   └── ValidationError          422 validation_failed   (field paths only)
     ├── UnauthorizedError            401 unauthorized
     ├── ForbiddenError               403 forbidden
-    │   └── UserDisabledError        403 user_disabled
+    │   ├── UserDisabledError        403 user_disabled
+    │   └── EmailUnconfirmedError    403 email_unconfirmed    (invitations need a confirmed email)
     ├── NotFoundError                404 not_found
     ├── MethodNotAllowedError        405 method_not_allowed
     ├── ConflictError                409 conflict
@@ -20,6 +21,7 @@ call happens (``raise NotFoundError(...) from exc``); the mapping to an HTTP ans
     ├── IdempotencyMismatchError     422 idempotency_key_reused
     ├── BudgetExceededError          402 budget_exceeded
     ├── PayloadTooLargeError         413 payload_too_large
+    ├── QuotaExceededError           413 quota_exceeded       (the user's documents or bytes are at their limit)
     ├── UnsupportedMediaTypeError    415 unsupported_media_type
     ├── RateLimitedError             429 rate_limited          (carries retry_after seconds: OpenAI's or ours)
     ├── UpstreamError                502 upstream_error        (OpenAI refused a valid request)
@@ -81,6 +83,10 @@ class UserDisabledError(ForbiddenError):
     code, title = "user_disabled", "This account is disabled"
 
 
+class EmailUnconfirmedError(ForbiddenError):
+    code, title = "email_unconfirmed", "Confirm your email address first"
+
+
 class NotFoundError(AppError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -121,6 +127,14 @@ class BudgetExceededError(AppError):
 
 class PayloadTooLargeError(AppError):
     status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class QuotaExceededError(AppError):
+    """The upload would take the user past their number of documents or bytes stored. 413 like a
+    too-large file, since the request's content is what does not fit, but its own code: deleting
+    documents helps, a smaller file may not."""
+
+    status, code, title = 413, "quota_exceeded", "Storage quota reached"
 
 
 class UnsupportedMediaTypeError(AppError):
@@ -188,18 +202,22 @@ class ConfigurationError(AppError):
     status, code, title = 500, "configuration_error", "The service is misconfigured"
 
 
-# Stable codes raised by the SQL functions (SQLSTATE class "DC"), mapped in common.db.errors. DC402
-# carries {spent_usd, reserved_usd, monthly_budget_usd, resets_on} and DC429 {retry_after} as the
-# error's JSON detail.
+# Stable codes raised by the SQL functions (SQLSTATE class "DC"), mapped in common.db.errors. "DC"
+# plus an HTTP status is that status's general error; a letter in place of the status's first digit
+# names a more specific one (DCE03 email unconfirmed, DCQ13 quota exceeded). DC402 carries
+# {spent_usd, reserved_usd, monthly_budget_usd, resets_on} and DC429 {retry_after} as the error's
+# JSON detail.
 SQL_ERROR_CODES: dict[str, type[AppError]] = {
     "DC400": InvalidInputError,
     "DC401": UnauthorizedError,
     "DC402": BudgetExceededError,
     "DC403": ForbiddenError,
+    "DCE03": EmailUnconfirmedError,
     "DC404": NotFoundError,
     "DC409": ConflictError,
     "DC410": UserDisabledError,
     "DC413": PayloadTooLargeError,
+    "DCQ13": QuotaExceededError,
     "DC423": AlreadyRunningError,
     "DC429": RateLimitedError,
 }

@@ -105,9 +105,27 @@ def _publishable_key(r: _Reader, *, required: bool) -> str | None:
     if required and not (key or legacy) and not any(p.startswith("SUPABASE_PUBLISHABLE_KEY ") or
                                                     p.startswith("SUPABASE_ANON_KEY ") for p in r.problems):
         r.problems.append("SUPABASE_PUBLISHABLE_KEY is not set")
-    if (key or "").startswith("sb_secret_"):
-        r.problems.append("SUPABASE_PUBLISHABLE_KEY holds a secret key")
+    for name, value in (("SUPABASE_PUBLISHABLE_KEY", key), ("SUPABASE_ANON_KEY", legacy)):
+        if value and (value.startswith("sb_secret_") or _jwt_role(value) not in (None, "anon")):
+            r.problems.append(f"{name} holds a secret key")
     return key or legacy
+
+
+def _jwt_role(value: str) -> str | None:
+    """The ``role`` claim of a legacy Supabase API key (a JWT); None when ``value`` is no readable JWT.
+    The publishable key is a plain variable, so a service_role key put there must not boot."""
+    parts = value.split(".")
+    if len(parts) != 3 or not value.startswith("eyJ"):
+        return None
+    import base64
+    import binascii
+    import json
+
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return str(claims.get("role")) if isinstance(claims, dict) else None
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,32 @@ def _env_names(node: ast.AST) -> set[str]:
     return names
 
 
+def _helper_name(call: ast.Call) -> str | None:
+    """``f`` for ``f(...)``, ``Class.method`` for ``Class.method(...)``; None for anything else."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name):
+        return f"{call.func.value.id}.{call.func.attr}"
+    return None
+
+
+def _helpers(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    """Module-level functions by name, and the methods of module-level classes as ``Class.method``."""
+    found = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        found.update({f"{cls.name}.{m.name}": m for m in cls.body if isinstance(m, ast.FunctionDef)})
+    return found
+
+
 def _flow(node: ast.AST, assigned: dict[str, set[str]], helpers: dict[str, ast.FunctionDef]) -> set[str]:
     """Variables read in ``node`` directly, through local names assigned earlier in from_env, or in a
-    module-level helper function it calls."""
+    module-level helper function or class method it calls."""
     found = _env_names(node)
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and sub.id in assigned:
             found |= assigned[sub.id]
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in helpers:
-            found |= _env_names(helpers[sub.func.id])
+        if isinstance(sub, ast.Call) and _helper_name(sub) in helpers:
+            found |= _env_names(helpers[_helper_name(sub)])  # type: ignore[index]
     return found
 
 
@@ -74,7 +91,7 @@ def settings_variables(path: Path = SETTINGS_FILE) -> tuple[dict[str, set[str]],
     from_env = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "from_env"), None)
     if from_env is None:
         raise AgreementError(f"{path}: no Settings.from_env")
-    helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    helpers = _helpers(tree)
     assigned: dict[str, set[str]] = {}
     fields: dict[str, set[str]] | None = None
     for statement in from_env.body:

@@ -12,16 +12,18 @@ _EVERY_FUNCTION = ("database", "gcp_project", "log_level")
 _USER_FACING = (*_EVERY_FUNCTION, "auth", "cors_origins")
 
 FUNCTION_SETTINGS: dict[str, frozenset[str]] = {
-    # Files and vector stores in OpenAI; the upload size limit.
-    "upload": frozenset({*_USER_FACING, "openai_settings", "max_upload_bytes"}),
-    # Responses and Conversations; prices for the turn's cost.
-    "chat": frozenset({*_USER_FACING, "openai_settings"}),
-    # Sessions and their history are database rows; no OpenAI call.
-    "sessions": frozenset(_USER_FACING),
+    # Files and vector stores in OpenAI; the upload size limit and the per-user quotas.
+    "upload": frozenset({*_USER_FACING, "openai_settings", "max_upload_bytes", "max_documents_per_user",
+                         "max_bytes_per_user"}),
+    # Responses and Conversations; prices for the turn's cost; the turn's limits.
+    "chat": frozenset({*_USER_FACING, "openai_settings", "chat"}),
+    # Sessions and their history are database rows; deleting a session deletes its OpenAI conversation.
+    "sessions": frozenset({*_USER_FACING, "openai_settings"}),
     # Usage is read from the database's rollups; no OpenAI call.
     "usage": frozenset(_USER_FACING),
-    # The health probe (GET /admin/health) checks that OpenAI answers, so admin reads the OpenAI key.
-    "admin": frozenset({*_USER_FACING, "openai_settings"}),
+    # The health probe (GET /admin/health) checks that OpenAI answers and reads the scheduler job's
+    # state; deleting any document removes its OpenAI file. So admin reads the OpenAI key.
+    "admin": frozenset({*_USER_FACING, "openai_settings", "admin"}),
     # Pages through OpenAI's files and stores; the scheduler's identity; user tokens are verified only
     # to answer 403 rather than 401 to a signed-in user.
     "registry_refresh": frozenset({*_EVERY_FUNCTION, "auth", "openai_settings", "registry"}),
@@ -29,7 +31,8 @@ FUNCTION_SETTINGS: dict[str, frozenset[str]] = {
 
 # Variables the code reads that production leaves unset on purpose, with the reason.
 NOT_PROVISIONED: dict[str, str] = {
-    "SUPABASE_ANON_KEY": "read into DatabaseSettings but used by no code: the backend calls PostgREST with the secret key",
+    "SUPABASE_ANON_KEY": "the legacy name of SUPABASE_PUBLISHABLE_KEY; Terraform provisions the key under the new name only",
+    "K_SERVICE": "set by Cloud Run itself on every service; it tells the admin health check it runs on Google Cloud",
     "REGISTRY_SERVICE_TOKEN": "local stack and tests only; production proves the scheduler with its Google OIDC token",
     "OPENAI_BASE_URL": "points the SDK at the local stand-in; production uses OpenAI's default URL",
     "SUPABASE_JWKS_URL": "derived from SUPABASE_URL (<url>/auth/v1/.well-known/jwks.json)",
@@ -51,8 +54,15 @@ PLATFORM_VARIABLES: dict[str, str] = {
 
 # Never a plain environment variable: keys, passwords, tokens and database URLs (which hold one).
 SECRET_VARIABLES = frozenset({
-    "SUPABASE_SECRET_KEY", "SUPABASE_ANON_KEY", "SUPABASE_JWT_SECRET", "OPENAI_API_KEY",
-    "DATABASE_URL", "REGISTRY_SERVICE_TOKEN",
+    "SUPABASE_SECRET_KEY", "SUPABASE_JWT_SECRET", "OPENAI_API_KEY", "DATABASE_URL", "REGISTRY_SERVICE_TOKEN",
 })
-# Any variable whose name matches this is treated as a secret too, listed above or not.
+# Any variable whose name matches this is treated as a secret too, listed above or not, unless it is
+# one of the public values below.
 SECRET_NAME_PATTERN = r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIALS?)$|_URL$(?<=DATABASE_URL)"
+
+# Names that look secret but hold values public by design, with the reason. They are plain variables.
+PUBLIC_VARIABLES: dict[str, str] = {
+    "SUPABASE_PUBLISHABLE_KEY": "the publishable key ships in every frontend and grants only the anon role; "
+                                "the settings refuse a secret key in its place",
+    "SUPABASE_ANON_KEY": "the legacy name of the publishable key (the anon JWT), as public as the new one",
+}

@@ -93,6 +93,10 @@ def variable_problems(tfvars: Path, env: Mapping[str, str], directory: Path = TE
     secret_key = values.get("supabase_secret_key")
     if isinstance(secret_key, str) and secret_key.startswith("sb_publishable_"):
         problems.append("terraform variable supabase_secret_key holds a publishable key; it needs the sb_secret_... key")
+    publishable = values.get("supabase_publishable_key")
+    if isinstance(publishable, str) and publishable.startswith("sb_secret_"):
+        problems.append("terraform variable supabase_publishable_key holds a secret key, which would be a plain "
+                        "environment variable; it needs the sb_publishable_... key")
     return problems
 
 

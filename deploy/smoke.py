@@ -2,8 +2,9 @@
 
 ``python -m deploy.smoke`` reads ``terraform output -json`` in ``terraform/`` and checks:
 
-* each user-facing function answers a token-less ``GET /`` with 401 and a problem+json body: its
-  code booted with valid settings (a configuration error answers 5xx) and it verifies tokens;
+* each user-facing function answers a token-less call of one of its routes (:data:`PROBES`) with 401
+  and a problem+json body: its code booted with valid settings (a configuration error answers 5xx)
+  and it verifies tokens;
 * ``registry_refresh`` refuses a token-less ``POST /`` with 401 or 403 (Cloud Run's IAM, or the
   function's own scheduler check);
 * the Cloud Scheduler job is ``ENABLED`` and its last attempt, if any, did not fail.
@@ -24,6 +25,17 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 PRIVATE = "registry_refresh"
 
+# The route each function's token-less probe calls: one that exists, so that only authentication can
+# refuse it (an unknown path answers 404 and a wrong method 405 before any token is looked at).
+PROBES: dict[str, tuple[str, str]] = {
+    "upload": ("GET", "/"),
+    "chat": ("POST", "/"),
+    "sessions": ("GET", "/"),
+    "usage": ("GET", "/"),
+    "admin": ("GET", "/health"),
+    "registry_refresh": ("POST", "/"),
+}
+
 
 @dataclass(frozen=True)
 class Check:
@@ -39,16 +51,17 @@ class Check:
 
 def check_function(name: str, url: str, timeout: float = 30) -> Check:
     """A token-less call to one function: 401 problem+json (user-facing) or 401/403 (the refresh)."""
-    method, expected = ("POST", {401, 403}) if name == PRIVATE else ("GET", {401})
+    method, path = PROBES[name]
+    expected = {401, 403} if name == PRIVATE else {401}
     try:
-        answer = requests.request(method, url.rstrip("/") + "/", timeout=timeout)
+        answer = requests.request(method, url.rstrip("/") + path, timeout=timeout)
     except requests.RequestException as exc:
-        return Check(name, False, f"{method} {url}/ failed: {type(exc).__name__}")
+        return Check(name, False, f"{method} {url.rstrip('/')}{path} failed: {type(exc).__name__}")
     if answer.status_code not in expected:
-        return Check(name, False, f"{method} / without a token answered {answer.status_code}, expected {sorted(expected)}")
+        return Check(name, False, f"{method} {path} without a token answered {answer.status_code}, expected {sorted(expected)}")
     if name != PRIVATE and not answer.headers.get("Content-Type", "").startswith("application/problem+json"):
         return Check(name, False, "401 without a problem+json body: not the function's own answer")
-    return Check(name, True, f"{method} / without a token answered {answer.status_code}")
+    return Check(name, True, f"{method} {path} without a token answered {answer.status_code}")
 
 
 def check_scheduler(job: str, location: str) -> Check:

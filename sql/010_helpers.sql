@@ -2,7 +2,8 @@
 -- and EXECUTE is granted only where an API function running as the caller needs it.
 -- Errors carry stable SQLSTATEs of class DC that Python maps (common/errors.py SQL_ERROR_CODES):
 -- DC400 invalid input, DC401 not signed in, DC402 budget exceeded, DC403 forbidden, DC404 not found,
--- DC409 conflict, DC410 account disabled, DC413 too large, DC423 already running, DC429 too many requests
+-- DC409 conflict, DC410 account disabled, DC413 too large, DC423 already running, DC429 too many requests,
+-- DCE03 email unconfirmed, DCQ13 quota exceeded
 -- (detail {"retry_after": seconds}); DC402 carries {spent_usd, reserved_usd, monthly_budget_usd, resets_on}.
 
 create or replace function private.fail(p_code text, p_message text) returns void
@@ -32,8 +33,32 @@ begin
 end;
 $$;
 
--- Profile on first sight: creates the caller's profile (role from app_metadata, never user_metadata),
--- touches last_seen_at at most once a minute, refuses a disabled account. Returns the profile row.
+-- The monthly budget a new profile starts with. Supabase's anonymous sign-ins (auth.users.is_anonymous)
+-- cost as much per turn as anyone but prove nothing about who is behind them, so they start with a
+-- budget of their own, lower than everyone else's (the column default of user_profiles, which a
+-- test keeps equal to the other branch). An admin may change either afterwards.
+create or replace function private.new_profile_budget(p_anonymous boolean) returns public.usd
+language sql immutable set search_path = ''
+as $$
+  select (case when p_anonymous then 0.50 else 10 end)::public.usd
+$$;
+revoke execute on function private.new_profile_budget(boolean) from public;
+
+-- Whether a user signed in anonymously: auth.users says so, or (for a token whose user row is being
+-- read in the same moment it is created) the verified token's is_anonymous claim does.
+create or replace function private.is_anonymous_user(p_user_id uuid, p_claims jsonb) returns boolean
+language plpgsql stable security definer set search_path = ''
+as $$
+begin
+  return coalesce(p_claims -> 'is_anonymous' = 'true'::jsonb, false)
+      or exists (select 1 from auth.users u where u.id = p_user_id and u.is_anonymous);
+end;
+$$;
+revoke execute on function private.is_anonymous_user(uuid, jsonb) from public;
+
+-- Profile on first sight: creates the caller's profile (role from app_metadata, never user_metadata;
+-- an anonymous user's budget from private.new_profile_budget), touches last_seen_at at most once a
+-- minute, refuses a disabled account. Returns the profile row.
 create or replace function private.active_profile() returns public.user_profiles
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -45,16 +70,17 @@ begin
   select * into v_profile from public.user_profiles where id = v_uid;
   if not found then
     begin
-      insert into public.user_profiles as up (id, email, role)
-      values (v_uid, v_claims ->> 'email',
-              case when v_claims -> 'app_metadata' ->> 'role' = 'admin' then 'admin' else 'user' end)
+      insert into public.user_profiles as up (id, email, role, monthly_budget_usd)
+      values (v_uid, nullif(v_claims ->> 'email', ''),
+              case when v_claims -> 'app_metadata' ->> 'role' = 'admin' then 'admin' else 'user' end,
+              private.new_profile_budget(private.is_anonymous_user(v_uid, v_claims)))
       on conflict (id) do update set last_seen_at = now()
       returning * into v_profile;
     exception when foreign_key_violation then
       perform private.fail('DC401', 'unknown user');
     end;
   elsif v_profile.last_seen_at < now() - interval '1 minute' then
-    update public.user_profiles set last_seen_at = now(), email = coalesce(v_claims ->> 'email', email)
+    update public.user_profiles set last_seen_at = now(), email = coalesce(nullif(v_claims ->> 'email', ''), email)
      where id = v_uid returning * into v_profile;
   end if;
   if v_profile.disabled then

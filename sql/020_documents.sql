@@ -53,8 +53,8 @@ drop function if exists public.revoke_document_access(uuid, uuid);
 drop function if exists public.list_document_access(uuid);
 
 -- acting_profile: the profile of the user the backend acts for (created on first sight from
--- auth.users: email and app_metadata's role, never user_metadata). DC401 for an unknown user, DC410
--- for a disabled one.
+-- auth.users: email and app_metadata's role, never user_metadata; an anonymous user's budget from
+-- private.new_profile_budget). DC401 for an unknown user, DC410 for a disabled one.
 create or replace function private.acting_profile(p_user_id uuid) returns public.user_profiles
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -66,8 +66,9 @@ begin
   end if;
   select * into v_profile from public.user_profiles where id = p_user_id;
   if not found then
-    insert into public.user_profiles (id, email, role)
-    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end
+    insert into public.user_profiles (id, email, role, monthly_budget_usd)
+    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end,
+           private.new_profile_budget(u.is_anonymous)
       from auth.users u where u.id = p_user_id
     on conflict (id) do update set last_seen_at = now()
     returning * into v_profile;
@@ -117,7 +118,7 @@ $$;
 -- create_document (backend API): records an upload before any side effect. The same bytes (sha256)
 -- uploaded again by the same user return the existing document (created = false); a failed or
 -- abandoned upload of the same bytes is taken over (created = true). A new document must fit the
--- user's quotas: at most p_max_documents live documents (DC409) and p_max_bytes bytes (DC409); the
+-- user's quotas: at most p_max_documents live documents (DCQ13) and p_max_bytes bytes (DCQ13); the
 -- profile row is locked, so concurrent uploads cannot both squeeze under a quota.
 -- Returns {document, created, vector_store_id} (the user's own store, or null).
 create or replace function public.create_document(p_user_id uuid, p_name text, p_mime_type text,
@@ -162,10 +163,10 @@ begin
   select count(*), coalesce(sum(size_bytes), 0) into v_count, v_bytes from public.documents
    where user_id = p.id and status not in ('deleting', 'deleted');
   if v_count >= p_max_documents then
-    perform private.fail('DC409', 'document quota reached: at most ' || p_max_documents || ' documents');
+    perform private.fail('DCQ13', 'document quota reached: at most ' || p_max_documents || ' documents');
   end if;
   if v_bytes + p_size_bytes > p_max_bytes then
-    perform private.fail('DC409', 'storage quota reached: at most ' || p_max_bytes || ' bytes');
+    perform private.fail('DCQ13', 'storage quota reached: at most ' || p_max_bytes || ' bytes');
   end if;
 
   insert into public.documents (user_id, name, mime_type, size_bytes, sha256)

@@ -19,7 +19,7 @@ begin
 end;
 $$;
 
--- The user's confirmed email (auth.users.email_confirmed_at set), normalised; DC403 when the email
+-- The user's confirmed email (auth.users.email_confirmed_at set), normalised; DCE03 when the email
 -- is not confirmed, since an unconfirmed address proves nothing about who may read an invitation.
 create or replace function private.confirmed_email(p_user_id uuid) returns text
 language plpgsql stable security definer set search_path = ''
@@ -30,7 +30,7 @@ begin
   select lower(btrim(u.email)) into v_email from auth.users u
    where u.id = p_user_id and u.email_confirmed_at is not null and u.email is not null;
   if v_email is null then
-    perform private.fail('DC403', 'confirm your email address to see invitations');
+    perform private.fail('DCE03', 'confirm your email address to see invitations');
   end if;
   return v_email;
 end;
@@ -94,7 +94,7 @@ revoke execute on function public.list_document_shares(uuid) from public, anon;
 grant execute on function public.list_document_shares(uuid) to authenticated;
 
 -- list_document_invitations (user API): the pending invitations to the caller's confirmed email
--- (DC403 when unconfirmed), newest first, at most 100, with what the caller needs to decide: the
+-- (DCE03 when unconfirmed), newest first, at most 100, with what the caller needs to decide: the
 -- document's name, type and size and who invited them.
 create or replace function public.list_document_invitations() returns jsonb
 language plpgsql volatile security definer set search_path = ''

@@ -59,6 +59,14 @@ resource "google_cloudfunctions2_function" "fn" {
     }
   }
 
+  lifecycle {
+    precondition {
+      # A slow turn must be ended (and recorded) by the function, not cut off by the platform.
+      condition     = each.key != "chat" || var.chat_timeout_seconds < each.value.timeout
+      error_message = "chat_timeout_seconds must be below the chat function's timeout (function_overrides.chat.timeout)."
+    }
+  }
+
   depends_on = [
     google_project_service.enabled,
     # Each account must be able to read its secrets before the first revision starts.

@@ -63,37 +63,62 @@ locals {
   # function, not the platform, ends a slow run (and records it).
   registry_attempt_deadline = local.functions.registry_refresh.timeout - 20
 
+  # The scheduler job's full name, as google_cloud_scheduler_job.registry_refresh.id reports it.
+  # Computed rather than read from the resource for the same reason as the audience: the job depends
+  # on registry-refresh (its invoker grant), and every function shares one environment map, so
+  # reading the job's id would make the functions depend on themselves. scheduler.tf names the job
+  # with local.scheduler_job_id, so the two cannot differ.
+  scheduler_job_id   = "${var.name_prefix}registry-refresh"
+  scheduler_job_name = "projects/${var.project_id}/locations/${local.scheduler_region}/jobs/${local.scheduler_job_id}"
+  # The schedule's period; the admin health check calls the registry stale after twice this.
+  registry_schedule_minutes = 5
+
   # Environment of each function: the settings groups its code reads (names as in common/settings.py).
   # A test (tests/deploy) checks these lists against the code: every variable a function reads is
   # given to it or left at the code's default for a stated reason, nothing else is given, and no
   # secret is ever a plain variable.
   env_groups = {
-    database = { plain = ["SUPABASE_URL"], secret = ["SUPABASE_SECRET_KEY", "DATABASE_URL"] }
-    auth     = { plain = ["SUPABASE_URL", "JWT_ISSUER"], secret = ["SUPABASE_JWT_SECRET"] }
+    # The publishable key is a plain variable on purpose: it is public by design (every frontend ships
+    # it, and it grants no more than the anon role), so Secret Manager would protect nothing; the
+    # variable's validation and the settings refuse a secret key put in its place.
+    database = { plain = ["SUPABASE_URL", "SUPABASE_PUBLISHABLE_KEY"], secret = ["SUPABASE_SECRET_KEY", "DATABASE_URL"] }
+    auth     = { plain = ["SUPABASE_URL", "JWT_ISSUER", "ALLOW_ANONYMOUS_USERS"], secret = ["SUPABASE_JWT_SECRET"] }
     openai = {
-      plain  = ["OPENAI_MODEL", "CHAT_MAX_OUTPUT_TOKENS", "CHAT_MAX_TOOL_CALLS", "CHAT_MAX_NUM_RESULTS"]
+      plain  = ["OPENAI_MODEL", "OPENAI_REASONING_EFFORT", "CHAT_MAX_OUTPUT_TOKENS", "CHAT_MAX_TOOL_CALLS", "CHAT_MAX_NUM_RESULTS"]
       secret = ["OPENAI_API_KEY"]
     }
     registry = { plain = ["SCHEDULER_AUDIENCE", "SCHEDULER_SERVICE_ACCOUNT", "REGISTRY_TIME_BUDGET_SECONDS"], secret = [] }
-    browser  = { plain = ["CORS_ORIGINS"], secret = [] }
-    uploads  = { plain = ["MAX_UPLOAD_BYTES"], secret = [] }
-    logging  = { plain = ["GOOGLE_CLOUD_PROJECT", "LOG_LEVEL"], secret = [] }
+    chat = {
+      plain  = ["CHAT_MAX_MESSAGE_CHARS", "CHAT_TURNS_PER_MINUTE", "CHAT_TIMEOUT_SECONDS", "CHAT_HEARTBEAT_SECONDS", "CHAT_MAX_INPUT_TOKENS"]
+      secret = []
+    }
+    admin = {
+      plain  = ["ADMIN_CAN_READ_MESSAGES", "REGISTRY_SCHEDULE_MINUTES", "HEALTH_PENDING_TURN_SECONDS", "SCHEDULER_JOB_NAME"]
+      secret = []
+    }
+    browser = { plain = ["CORS_ORIGINS"], secret = [] }
+    uploads = { plain = ["MAX_UPLOAD_BYTES", "MAX_DOCUMENTS_PER_USER", "MAX_BYTES_PER_USER"], secret = [] }
+    logging = { plain = ["GOOGLE_CLOUD_PROJECT", "LOG_LEVEL"], secret = [] }
   }
 
-  # sessions and usage never call OpenAI; admin does, for its health probe (GET /admin/health).
+  # usage never calls OpenAI. sessions does, to delete a session's conversation; admin does, for its
+  # health probe (GET /admin/health) and to delete any document's file.
   function_env_groups = {
     upload           = ["database", "auth", "openai", "browser", "uploads", "logging"]
-    chat             = ["database", "auth", "openai", "browser", "logging"]
-    sessions         = ["database", "auth", "browser", "logging"]
+    chat             = ["database", "auth", "openai", "chat", "browser", "logging"]
+    sessions         = ["database", "auth", "openai", "browser", "logging"]
     usage            = ["database", "auth", "browser", "logging"]
-    admin            = ["database", "auth", "openai", "browser", "logging"]
+    admin            = ["database", "auth", "openai", "admin", "browser", "logging"]
     registry_refresh = ["database", "auth", "openai", "registry", "logging"]
   }
 
   plain_values = {
     SUPABASE_URL                 = local.supabase_url
+    SUPABASE_PUBLISHABLE_KEY     = var.supabase_publishable_key
     JWT_ISSUER                   = "${local.supabase_url}/auth/v1"
+    ALLOW_ANONYMOUS_USERS        = tostring(var.allow_anonymous_users)
     OPENAI_MODEL                 = var.openai_model
+    OPENAI_REASONING_EFFORT      = var.openai_reasoning_effort
     CHAT_MAX_OUTPUT_TOKENS       = tostring(var.chat_max_output_tokens)
     CHAT_MAX_TOOL_CALLS          = tostring(var.chat_max_tool_calls)
     CHAT_MAX_NUM_RESULTS         = tostring(var.chat_max_num_results)
@@ -101,7 +126,18 @@ locals {
     SCHEDULER_SERVICE_ACCOUNT    = google_service_account.scheduler.email
     REGISTRY_TIME_BUDGET_SECONDS = tostring(var.registry_time_budget_seconds)
     CORS_ORIGINS                 = join(",", var.cors_origins)
+    CHAT_MAX_MESSAGE_CHARS       = tostring(var.chat_max_message_chars)
+    CHAT_TURNS_PER_MINUTE        = tostring(var.chat_turns_per_minute)
+    CHAT_TIMEOUT_SECONDS         = tostring(var.chat_timeout_seconds)
+    CHAT_HEARTBEAT_SECONDS       = tostring(var.chat_heartbeat_seconds)
+    CHAT_MAX_INPUT_TOKENS        = tostring(var.chat_max_input_tokens)
+    ADMIN_CAN_READ_MESSAGES      = tostring(var.admin_can_read_messages)
+    REGISTRY_SCHEDULE_MINUTES    = tostring(local.registry_schedule_minutes)
+    HEALTH_PENDING_TURN_SECONDS  = tostring(var.health_pending_turn_seconds)
+    SCHEDULER_JOB_NAME           = local.scheduler_job_name
     MAX_UPLOAD_BYTES             = tostring(var.max_upload_bytes)
+    MAX_DOCUMENTS_PER_USER       = tostring(var.max_documents_per_user)
+    MAX_BYTES_PER_USER           = tostring(var.max_bytes_per_user)
     GOOGLE_CLOUD_PROJECT         = var.project_id
     LOG_LEVEL                    = upper(var.log_level)
   }

@@ -71,8 +71,9 @@ resource "google_storage_bucket_object" "bundle" {
 # Identities
 # ---------------------------------------------------------------------------------------------------
 
-# What each function runs as: one account per function. Its only grants are read access to the
-# secrets that function's code reads (secrets.tf); it needs no project role to log to stdout.
+# What each function runs as: one account per function. Its grants are read access to the secrets
+# that function's code reads (secrets.tf), and for admin alone, reading the scheduler job's state for
+# its health check (below); it needs no project role to log to stdout.
 resource "google_service_account" "fn" {
   for_each = local.functions
 
@@ -91,4 +92,14 @@ resource "google_service_account" "scheduler" {
   description  = "Identity Cloud Scheduler uses to call the registry-refresh function."
 
   depends_on = [google_project_service.enabled]
+}
+
+# GET /admin/health reads the registry refresh job's state (cloudscheduler.jobs.get). Cloud Scheduler
+# has no per-job IAM, so this is the project-level viewer role, for the admin function's account only.
+resource "google_project_iam_member" "admin_scheduler_viewer" {
+  count = contains(keys(local.functions), "admin") ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/cloudscheduler.viewer"
+  member  = "serviceAccount:${google_service_account.fn["admin"].email}"
 }

@@ -1,13 +1,13 @@
-# Every 5 minutes Cloud Scheduler POSTs to registry-refresh with an OIDC token signed for the
+# Every local.registry_schedule_minutes (5) minutes Cloud Scheduler POSTs to registry-refresh with an OIDC token signed for the
 # scheduler's service account. Cloud Run checks the token (audience and run.invoker) before the
 # request reaches the function; the function checks the audience and email again
 # (SCHEDULER_AUDIENCE, SCHEDULER_SERVICE_ACCOUNT).
 
 resource "google_cloud_scheduler_job" "registry_refresh" {
-  name        = "${var.name_prefix}registry-refresh"
+  name        = local.scheduler_job_id
   description = "Reconcile the document registry with OpenAI's vector stores."
   region      = local.scheduler_region
-  schedule    = "*/5 * * * *"
+  schedule    = "*/${local.registry_schedule_minutes} * * * *"
   time_zone   = "Etc/UTC"
   # Below the function's timeout (locals.tf), so the function ends a slow run itself.
   attempt_deadline = "${local.registry_attempt_deadline}s"

@@ -85,10 +85,37 @@ variable "supabase_url" {
   }
 }
 
+variable "supabase_publishable_key" {
+  description = "Supabase publishable key (sb_publishable_...; Project Settings > API Keys), or on older projects the legacy anon key (SUPABASE_PUBLISHABLE_KEY). Public by design (every frontend ships it), so it is a plain variable; a secret key is refused here."
+  type        = string
+
+  validation {
+    condition     = (can(regex("^sb_publishable_[A-Za-z0-9_-]+$", var.supabase_publishable_key)) || can(regex("^eyJ[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$", var.supabase_publishable_key))) && !can(regex("(?i)replace", var.supabase_publishable_key))
+    error_message = "supabase_publishable_key must be a publishable key (sb_publishable_...) or a legacy anon JWT, never a secret key."
+  }
+}
+
+variable "allow_anonymous_users" {
+  description = "Accept Supabase anonymous sign-ins (is_anonymous tokens) (ALLOW_ANONYMOUS_USERS). Anonymous users get their own, lower monthly budget."
+  type        = bool
+  default     = false
+}
+
 variable "openai_model" {
   description = "Model used for chat turns (OPENAI_MODEL)."
   type        = string
   default     = "gpt-6-luna"
+}
+
+variable "openai_reasoning_effort" {
+  description = "Reasoning effort of chat turns (OPENAI_REASONING_EFFORT): none, minimal, low, medium, high, xhigh or max; some models refuse none and minimal."
+  type        = string
+  default     = "low"
+
+  validation {
+    condition     = contains(["none", "minimal", "low", "medium", "high", "xhigh", "max"], var.openai_reasoning_effort)
+    error_message = "openai_reasoning_effort must be one of none, minimal, low, medium, high, xhigh, max."
+  }
 }
 
 variable "cors_origins" {
@@ -109,6 +136,100 @@ variable "max_upload_bytes" {
   validation {
     condition     = var.max_upload_bytes >= 1 && var.max_upload_bytes <= 31457280 && floor(var.max_upload_bytes) == var.max_upload_bytes
     error_message = "max_upload_bytes must be a whole number between 1 and 31457280 (30 MiB)."
+  }
+}
+
+variable "max_documents_per_user" {
+  description = "Documents one user may own at once (MAX_DOCUMENTS_PER_USER); an upload past it answers 413 quota_exceeded."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.max_documents_per_user >= 1 && var.max_documents_per_user <= 1000000 && floor(var.max_documents_per_user) == var.max_documents_per_user
+    error_message = "max_documents_per_user must be a whole number between 1 and 1000000."
+  }
+}
+
+variable "max_bytes_per_user" {
+  description = "Total bytes of the documents one user may own at once (MAX_BYTES_PER_USER); an upload past it answers 413 quota_exceeded."
+  type        = number
+  default     = 10737418240
+
+  validation {
+    condition     = var.max_bytes_per_user >= 1 && var.max_bytes_per_user <= 1125899906842624 && floor(var.max_bytes_per_user) == var.max_bytes_per_user
+    error_message = "max_bytes_per_user must be a whole number between 1 and 2^50."
+  }
+}
+
+variable "chat_max_message_chars" {
+  description = "Longest user message of one chat turn, in characters (CHAT_MAX_MESSAGE_CHARS)."
+  type        = number
+  default     = 8000
+
+  validation {
+    condition     = var.chat_max_message_chars >= 1 && var.chat_max_message_chars <= 20000 && floor(var.chat_max_message_chars) == var.chat_max_message_chars
+    error_message = "chat_max_message_chars must be a whole number between 1 and 20000."
+  }
+}
+
+variable "chat_turns_per_minute" {
+  description = "Chat turns one user may start per minute (CHAT_TURNS_PER_MINUTE); more answer 429."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.chat_turns_per_minute >= 1 && var.chat_turns_per_minute <= 1000 && floor(var.chat_turns_per_minute) == var.chat_turns_per_minute
+    error_message = "chat_turns_per_minute must be a whole number between 1 and 1000."
+  }
+}
+
+variable "chat_timeout_seconds" {
+  description = "How long one chat turn may take before it is failed and recorded (CHAT_TIMEOUT_SECONDS). Must stay below the chat function's timeout (locals.tf), so the function, not the platform, ends a slow turn."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.chat_timeout_seconds >= 5 && var.chat_timeout_seconds <= 3000
+    error_message = "chat_timeout_seconds must be between 5 and 3000."
+  }
+}
+
+variable "chat_heartbeat_seconds" {
+  description = "Interval of the SSE heartbeat comment on a streamed answer (CHAT_HEARTBEAT_SECONDS), so that proxies keep an idle stream open."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.chat_heartbeat_seconds >= 0.05 && var.chat_heartbeat_seconds <= 300
+    error_message = "chat_heartbeat_seconds must be between 0.05 and 300."
+  }
+}
+
+variable "chat_max_input_tokens" {
+  description = "Input-token bound the worst-case cost of a turn (its budget reservation) is computed with (CHAT_MAX_INPUT_TOKENS)."
+  type        = number
+  default     = 64000
+
+  validation {
+    condition     = var.chat_max_input_tokens >= 1000 && var.chat_max_input_tokens <= 1000000 && floor(var.chat_max_input_tokens) == var.chat_max_input_tokens
+    error_message = "chat_max_input_tokens must be a whole number between 1000 and 1000000."
+  }
+}
+
+variable "admin_can_read_messages" {
+  description = "Let admins read the content of users' messages (ADMIN_CAN_READ_MESSAGES). Off by default: admins see counts, tokens and costs only."
+  type        = bool
+  default     = false
+}
+
+variable "health_pending_turn_seconds" {
+  description = "The admin health check fails when a chat turn has been pending longer than this (HEALTH_PENDING_TURN_SECONDS)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.health_pending_turn_seconds >= 10 && var.health_pending_turn_seconds <= 86400 && floor(var.health_pending_turn_seconds) == var.health_pending_turn_seconds
+    error_message = "health_pending_turn_seconds must be a whole number between 10 and 86400."
   }
 }
 

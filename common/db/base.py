@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from common.errors import InvalidInputError
+
 Role = Literal["authenticated", "service_role"]
 
 _FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -84,9 +86,31 @@ def check_arg_names(args: Mapping[str, Any]) -> None:
             raise ValueError(f"SQL argument names start with p_: {name!r}")
 
 
+def _holds_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (nested mappings and lists included) holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def check_arg_values(args: Mapping[str, Any]) -> None:
+    """Refuse a NUL character in any string argument (InvalidInputError, naming the argument).
+    PostgreSQL's text and jsonb cannot hold one: psycopg refuses it before sending and PostgREST
+    after, so both transports refuse it here, before any I/O, alike."""
+    bad = sorted(name for name, value in args.items() if _holds_nul(value))
+    if bad:
+        raise InvalidInputError(f"Text may not contain NUL characters ({', '.join(bad)}).")
+
+
 def call_args(args: Mapping[str, Any], identity: Identity) -> dict[str, Any]:
-    """The arguments a transport sends: ``p_user_id`` added for a backend call, names checked."""
+    """The arguments a transport sends: ``p_user_id`` added for a backend call, names and values
+    checked. Raises ValueError for a bad name (a bug), InvalidInputError for a NUL in a string."""
     check_arg_names(args)
+    check_arg_values(args)
     if identity.acting_user_id is None:
         return dict(args)
     if "p_user_id" in args:

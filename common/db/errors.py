@@ -32,6 +32,11 @@ _BUSY = frozenset({"57014", "55P03", "40001", "40P01"})
 # Unavailable: connection loss (08*), resources (53*), shutdown (57P*), PostgREST's pool and cache.
 _UNAVAILABLE_PREFIXES = ("08", "53", "57P", "PGRST000", "PGRST001", "PGRST002", "PGRST003")
 _UNAUTHORIZED = frozenset({"PGRST301", "PGRST302", "PGRST303", "28000", "28P01"})
+# No function matches the arguments: 42883 over psycopg, PGRST202 from PostgREST. The names a call
+# site passes are fixed in code, so what varies is a value whose type does not fit (a number where
+# text is declared, say): the caller's input, answered 400. Logged at WARNING with the function so
+# that a missing migration, which looks the same, is visible too.
+_NO_MATCHING_FUNCTION = frozenset({"42883", "PGRST202"})
 
 
 def _detail_object(details: str | None) -> dict[str, Any]:
@@ -85,6 +90,9 @@ def translate_sqlstate(code: str | None, message: str | None, *, function: str,
         return DatabaseBusyError()
     if code.startswith(_UNAVAILABLE_PREFIXES):
         return DatabaseUnavailableError()
+    if code in _NO_MATCHING_FUNCTION:
+        log.warning("no function matches the arguments of %s: sqlstate=%s", function, code)
+        return InvalidInputError(f"Invalid arguments for {function}.")
     if code.startswith(_INVALID_INPUT_PREFIXES) or code == "PGRST102":
         return InvalidInputError(f"Invalid arguments for {function}.")
     log.error("unexpected database error in %s: sqlstate=%s", function, code)

@@ -67,6 +67,8 @@ create table if not exists auth.users (
 );
 -- Supabase Auth sets this when the user confirms their email address.
 alter table auth.users add column if not exists email_confirmed_at timestamptz;
+-- As Supabase Auth has it: true for a user of an anonymous sign-in (who has no email).
+alter table auth.users add column if not exists is_anonymous boolean not null default false;
 
 create or replace function auth.uid() returns uuid
 language sql stable set search_path = ''

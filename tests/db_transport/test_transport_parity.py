@@ -20,9 +20,12 @@ from common.errors import (
     ConflictError,
     DatabaseBusyError,
     DatabaseUnavailableError,
+    EmailUnconfirmedError,
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
+    QuotaExceededError,
     UnauthorizedError,
     UserDisabledError,
 )
@@ -107,7 +110,8 @@ def test_a_void_function_returns_none(transport: Database, service: Identity) ->
 SQLSTATES: list[tuple[str, type[AppError]]] = [
     ("DC400", InvalidInputError), ("DC401", UnauthorizedError), ("DC402", BudgetExceededError),
     ("DC403", ForbiddenError), ("DC404", NotFoundError), ("DC409", ConflictError),
-    ("DC410", UserDisabledError), ("DC423", AlreadyRunningError),
+    ("DC410", UserDisabledError), ("DC423", AlreadyRunningError), ("DCE03", EmailUnconfirmedError),
+    ("DC413", PayloadTooLargeError), ("DCQ13", QuotaExceededError), ("42883", InvalidInputError),
     ("23505", ConflictError), ("23503", ConflictError), ("23502", InvalidInputError),
     ("23514", InvalidInputError), ("22P02", InvalidInputError), ("22003", InvalidInputError),
     ("P0001", InvalidInputError), ("42501", ForbiddenError), ("28000", UnauthorizedError),
@@ -143,12 +147,40 @@ def test_a_missing_grant_is_forbidden(transport: Database, make_user: Callable[.
     assert transport.call("t_service_only", {}, service) == "ok"
 
 
-@pytest.mark.parametrize(("function", "args"), [("t_nope", {}), ("t_echo", {"p_y": 1}), ("t_echo", {})])
-def test_an_unknown_function_or_argument_is_an_internal_error(transport: Database, service: Identity,
-                                                              function: str, args: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("function", "args"), [
+    ("t_nope", {}), ("t_echo", {"p_y": 1}), ("t_echo", {}),
+    ("t_typed", {"p_id": str(uuid.uuid4()), "p_amount": [1], "p_tags": []}),
+])
+def test_no_function_matching_the_arguments_is_invalid_input(transport: Database, service: Identity,
+                                                             function: str, args: dict[str, Any]) -> None:
+    # When no function matches the names and types sent (42883 over psycopg, PGRST202 from PostgREST)
     with pytest.raises(AppError) as raised:
         transport.call(function, args, service)
-    assert type(raised.value) is AppError
+    # Then both transports answer it as bad input (400), not as a failure of the service
+    assert type(raised.value) is InvalidInputError and raised.value.status == 400
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+@pytest.mark.parametrize(("function", "args"), [
+    ("t_fail", {"p_code": "a\x00b"}), ("t_echo", {"p_x": {"k": ["ok", "\x00"]}}), ("t_echo", {"p_x": {"k\x00": 1}}),
+])
+def test_a_nul_character_in_any_string_is_invalid_input_before_any_io(
+        make_transport: Callable[..., Database], service: Identity, kind: str, function: str,
+        args: dict[str, Any]) -> None:
+    # Given a transport pointed at a port nobody listens on, so that any I/O would fail otherwise
+    port = _closed_port()
+    url = (f"host=127.0.0.1 port={port} dbname=postgres user=postgres" if kind == "psycopg"
+           else f"http://127.0.0.1:{port}")
+    db = make_transport(kind, url=url, timeout_seconds=1)
+    try:
+        # When a string argument, or a string nested in a list or an object, holds a NUL character
+        with pytest.raises(AppError) as raised:
+            db.call(function, args, service)
+    finally:
+        db.close()
+    # Then it is refused as bad input naming the argument, before anything was sent
+    assert type(raised.value) is InvalidInputError
+    assert raised.value.detail == f"Text may not contain NUL characters ({next(iter(args))})."
 
 
 @pytest.mark.parametrize("args", [{"x": 1}, {"p_X": 1}])

@@ -30,6 +30,7 @@ def minimal_env(venv: Path) -> dict[str, str]:
         "HOME": "/nonexistent",
         "SUPABASE_URL": "http://127.0.0.1:9",
         "SUPABASE_SECRET_KEY": "sb_secret_bundle-start-test",
+        "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_bundle-start-test",
         "OPENAI_API_KEY": "sk-bundle-start-test",
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "SCHEDULER_AUDIENCE": "http://127.0.0.1:9/registry-refresh",

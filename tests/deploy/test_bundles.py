@@ -13,6 +13,7 @@ import requests
 
 from deploy.agreement import terraform_blocks, terraform_locals, terraform_resource
 from deploy.bundle import COMMON_DATA_FILES, bundle_members, function_names, write_bundle
+from deploy.smoke import PROBES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy.sh"
@@ -81,9 +82,9 @@ def test_every_file_common_ships_is_python_or_a_listed_data_file() -> None:
 @pytest.mark.parametrize("name", function_names())
 def test_each_unpacked_bundle_starts_and_refuses_a_tokenless_request(name: str, started: dict[str, str]) -> None:
     # Given the bundle running from its own folder on a virtualenv with only requirements.txt
-    method = "POST" if name == "registry_refresh" else "GET"
-    # When it is called without a token
-    answer = requests.request(method, started[name] + "/", timeout=10)
+    method, path = PROBES[name]
+    # When one of its routes is called without a token
+    answer = requests.request(method, started[name] + path, timeout=10)
     # Then it answers 401 as problem+json (settings, routing and auth all imported from the bundle)
     assert answer.status_code == 401, answer.text
     assert answer.headers["Content-Type"].startswith("application/problem+json")

@@ -51,7 +51,8 @@ def test_deploy_without_tools_or_variables_lists_each_missing_piece(bare_path: s
     assert "Traceback" not in done.stderr + done.stdout
     assert any(line.startswith("missing: gcloud is not installed") for line in lines)
     assert any(line.startswith("missing: terraform is not installed") for line in lines)
-    for variable in ("project_id", "supabase_url", "supabase_secret_key", "openai_api_key", "alert_email"):
+    for variable in ("project_id", "supabase_url", "supabase_publishable_key", "supabase_secret_key", "openai_api_key",
+                     "alert_email"):
         assert f"missing: terraform variable {variable} is not set (set it in {tmp_path / 'absent.tfvars'} or as TF_VAR_{variable})" in lines
     assert any(line.startswith("missing: DATABASE_URL is not set") for line in lines)
     assert "nothing was changed" in done.stderr
@@ -65,7 +66,8 @@ def test_deploy_refuses_the_example_placeholders(bare_path: str) -> None:
     lines = missing_lines(done.stderr)
     # Then every placeholder is named, required variables count as given, and it stops
     assert done.returncode == 1
-    for variable in ("project_id", "supabase_url", "supabase_secret_key", "openai_api_key", "alert_email"):
+    for variable in ("project_id", "supabase_url", "supabase_publishable_key", "supabase_secret_key", "openai_api_key",
+                     "alert_email"):
         assert f"missing: terraform variable {variable} holds a placeholder value" in lines
         assert not any(line.startswith(f"missing: terraform variable {variable} is not set") for line in lines)
     assert "missing: DATABASE_URL holds a placeholder value" in lines
@@ -77,10 +79,11 @@ def test_deploy_with_everything_given_gets_past_the_variables(bare_path: str, tm
     tfvars.write_text('project_id = "docchat-prod-4711"\nsupabase_anon_key = "sb_publishable_abc"\n')
     done = run_script("deploy", path=bare_path, TFVARS=str(tfvars), TF_VAR_supabase_url="https://abcdefgh.supabase.co",
                       TF_VAR_supabase_secret_key="sb_publishable_wrong", TF_VAR_openai_api_key="sk-proj-abc123",
+                      TF_VAR_supabase_publishable_key="sb_secret_wrong",
                       TF_VAR_alert_email="oncall@docchat.dev", TF_VAR_cors_origins='["https://app.docchat.dev"]',
                       DATABASE_URL=unreachable_database_url())
     lines = missing_lines(done.stderr)
-    # Then only the tools, the stale variable, the wrong kind of key and the unreachable database are
+    # Then only the tools, the stale variable, the wrong kinds of key and the unreachable database are
     # reported, the latter without its password
     assert done.returncode == 1
     assert "s3cret" not in done.stderr
@@ -91,6 +94,8 @@ def test_deploy_with_everything_given_gets_past_the_variables(bare_path: str, tm
         "missing: terraform is not installed or not on PATH (install Terraform >= 1.11)",
         "missing: terraform variable supabase_anon_key is not declared in terraform/ (remove it)",
         "missing: terraform variable supabase_secret_key holds a publishable key; it needs the sb_secret_... key",
+        "missing: terraform variable supabase_publishable_key holds a secret key, which would be a plain "
+        "environment variable; it needs the sb_publishable_... key",
     ])
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from deploy.agreement import settings_fields, terraform_blocks, settings_variables, terraform_environment, terraform_locals, terraform_resource
-from deploy.manifest import FUNCTION_SETTINGS, NOT_PROVISIONED, PLATFORM_VARIABLES, SECRET_NAME_PATTERN, SECRET_VARIABLES
+from deploy.manifest import (FUNCTION_SETTINGS, NOT_PROVISIONED, PLATFORM_VARIABLES, PUBLIC_VARIABLES, SECRET_NAME_PATTERN,
+                             SECRET_VARIABLES)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS, EVERY_VARIABLE = settings_variables()
@@ -54,12 +55,14 @@ def test_the_deliberately_unset_variables_are_all_read_by_the_code() -> None:
     assert all(reason.strip() for reason in NOT_PROVISIONED.values())
 
 
-def test_the_publishable_key_is_provisioned_only_if_code_uses_it() -> None:
+def test_the_publishable_key_is_provisioned_because_code_uses_it_and_only_under_its_new_name() -> None:
     # Given every use of the settings field outside the settings module itself
-    users = [p for p in (ROOT / "common").rglob("*.py")
-             if p.name != "settings.py" and "supabase_anon_key" in p.read_text()]
-    # Then, as long as no code uses it, no function is given SUPABASE_ANON_KEY and no variable holds it
-    assert users == []
+    users = [p.relative_to(ROOT).as_posix() for p in (ROOT / "common").rglob("*.py")
+             if p.name != "settings.py" and "supabase_publishable_key" in p.read_text()]
+    # Then the supabase-py transport uses it, so every function (all reach the database) is given it
+    assert "common/db/__init__.py" in users
+    assert all("SUPABASE_PUBLISHABLE_KEY" in env.plain for env in TERRAFORM.values())
+    # And the legacy name is never provisioned
     assert all("SUPABASE_ANON_KEY" not in env.plain | env.secret for env in TERRAFORM.values())
     assert "supabase_anon_key" not in (ROOT / "terraform" / "variables.tf").read_text()
 
@@ -67,8 +70,10 @@ def test_the_publishable_key_is_provisioned_only_if_code_uses_it() -> None:
 def test_no_secret_is_ever_a_plain_environment_variable() -> None:
     # Given every name the code reads that looks like a secret
     looks_secret = {name for name in EVERY_VARIABLE if re.search(SECRET_NAME_PATTERN, name)}
-    # Then the list of secrets covers them
-    assert looks_secret <= SECRET_VARIABLES
+    # Then the list of secrets covers them, but for the values public by design (each with a reason)
+    assert looks_secret - set(PUBLIC_VARIABLES) <= SECRET_VARIABLES
+    assert set(PUBLIC_VARIABLES) <= EVERY_VARIABLE and all(r.strip() for r in PUBLIC_VARIABLES.values())
+    assert set(PUBLIC_VARIABLES) & SECRET_VARIABLES == set()
     locals_ = terraform_locals()
     plain_names = set(locals_["plain_values"]) | set(PLATFORM_VARIABLES)
     for group in locals_["env_groups"].values():
@@ -118,21 +123,36 @@ def test_each_function_reads_only_its_own_secrets_and_the_scheduler_invokes_only
 
 
 def test_the_reader_follows_locals_branches_and_helpers_and_notices_a_stray_variable(tmp_path: Path) -> None:
-    # Given a settings module shaped like common/settings.py with a new field read through a helper
+    # Given a settings module shaped like common/settings.py with a new field read through a helper,
+    # one read through a class method
     # and a variable read but never stored
     module = tmp_path / "settings.py"
     module.write_text(
         "from dataclasses import dataclass\n"
         "def _chat(r):\n    return r.integer('CHAT_NEW_BOUND', 1, 0, 9)\n"
-        "@dataclass(frozen=True)\nclass Settings:\n    database: object\n    chat: object\n"
+        "@dataclass(frozen=True)\nclass Settings:\n    database: object\n    chat: object\n    admin: object\n"
         "    @classmethod\n    def from_env(cls, env=None):\n"
         "        r = Reader(env)\n        url = r.url('SUPABASE_URL')\n"
         "        if url:\n            database = Db(url=url, key=r.optional('SUPABASE_SECRET_KEY'))\n"
         "        r.optional('STRAY')\n"
-        "        return cls(database=database, chat=_chat(r))\n")
+        "        return cls(database=database, chat=_chat(r), admin=Admin.from_reader(r))\n"
+        "class Admin:\n    @classmethod\n    def from_reader(cls, r):\n        return r.optional('ADMIN_FLAG')\n")
     # When it is read
     fields, every = settings_variables(module)
     # Then each field has its variables and the stray one is read but reaches no field
-    assert settings_fields(module) == ["database", "chat"]
-    assert fields == {"database": {"SUPABASE_URL", "SUPABASE_SECRET_KEY"}, "chat": {"CHAT_NEW_BOUND"}}
+    assert settings_fields(module) == ["database", "chat", "admin"]
+    assert fields == {"database": {"SUPABASE_URL", "SUPABASE_SECRET_KEY"}, "chat": {"CHAT_NEW_BOUND"},
+                      "admin": {"ADMIN_FLAG"}}
     assert every - set().union(*fields.values()) == {"STRAY"}
+
+
+def test_the_openai_key_goes_where_openai_is_called_and_not_to_usage() -> None:
+    # Given the secrets each function is given
+    with_key = {fn for fn, env in TERRAFORM.items() if "OPENAI_API_KEY" in env.secret}
+    # Then usage (database rows only) never gets the OpenAI key; chat, the registry (it settles turns
+    # and pages through files), sessions (conversation deletes) and admin (health, deletes) do
+    assert "usage" not in with_key
+    assert {"chat", "registry_refresh", "sessions", "admin", "upload"} <= with_key
+    # And chat can read everything its turn needs: the database key, the OpenAI key, its limits
+    assert {"SUPABASE_SECRET_KEY", "OPENAI_API_KEY"} <= TERRAFORM["chat"].secret
+    assert {"CHAT_TIMEOUT_SECONDS", "CHAT_MAX_INPUT_TOKENS", "OPENAI_REASONING_EFFORT"} <= TERRAFORM["chat"].plain

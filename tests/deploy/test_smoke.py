@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.smoke import check_function, check_scheduler, run
+from deploy.bundle import function_names
+from deploy.smoke import PROBES, check_function, check_scheduler, run
 
 
 @pytest.mark.slow
@@ -22,12 +23,16 @@ def test_every_started_bundle_passes_the_function_check(started: dict[str, str])
 def test_a_function_that_answers_otherwise_fails_the_check(started: dict[str, str]) -> None:
     # Given the refresh's URL checked as if it were a user-facing function: a GET there answers 405,
     # which is not the refusal of a token-less call the check wants
-    user_facing = next(name for name in started if name != "registry_refresh")
+    user_facing = "usage"
     check = check_function(user_facing, started["registry_refresh"])
     # Then the check fails and names the status
     assert not check.ok
     assert "answered 405" in check.detail
     assert check_function(user_facing, started[user_facing]).ok
+
+
+def test_every_function_has_a_probe() -> None:
+    assert set(PROBES) == set(function_names())
 
 
 def test_nothing_is_reachable_fails_without_a_traceback() -> None:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from common.db.base import Database, Identity
-from common.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from common.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, QuotaExceededError
 from tests.support.factories import make_document, sha256_of, share_with
 from tests.support.users import UserFactory
 
@@ -126,10 +126,10 @@ def test_quotas_on_documents_and_bytes(db: Database, users: UserFactory) -> None
 
     create("one", p_max_documents=2)
     create("two", p_max_documents=2)
-    with pytest.raises(ConflictError):
+    with pytest.raises(QuotaExceededError):
         create("three", p_max_documents=2)
     assert create("one", p_max_documents=2)["created"] is False  # the same bytes again are not a new document
-    with pytest.raises(ConflictError):
+    with pytest.raises(QuotaExceededError):
         create("x" * 100, p_max_bytes=50)
     with pytest.raises(InvalidInputError):
         create("four", p_max_documents=-1)

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from common.db.base import Database, Identity
-from common.errors import ConflictError, ForbiddenError, NotFoundError
+from common.errors import ConflictError, EmailUnconfirmedError, ForbiddenError, NotFoundError
 from tests.support.factories import make_document, share_with
 from tests.support.users import AppUser, UserFactory
 
@@ -79,9 +79,9 @@ def test_only_the_confirmed_owner_of_the_email_sees_or_takes_an_invitation(db: D
     unconfirmed = users.create(confirmed=False)
     doc = make_document(db, owner)
     to_unconfirmed = share_with(db, owner, doc, unconfirmed, accept=False)
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(EmailUnconfirmedError):
         db.call("list_document_invitations", {}, unconfirmed.identity)
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(EmailUnconfirmedError):
         db.call("accept_document_invitation", {"p_share_id": to_unconfirmed["share_id"]},
                 Identity.backend(unconfirmed.id))
     assert db.call("list_document_invitations", {}, stranger.identity)["items"] == []

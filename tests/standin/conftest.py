@@ -12,6 +12,7 @@ import pytest
 
 from local.openai_standin import StandinServer
 from local.openai_standin.state import DEFAULT_REASONING_SHARE
+from tests.support.openapi import require_reference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_DOCUMENT = REPO_ROOT.parent / "shared" / "reference" / "openai-openapi.json"
@@ -102,8 +103,7 @@ class OpenApiDocument:
 
 @pytest.fixture(scope="session")
 def openapi() -> OpenApiDocument:
-    """OpenAI's OpenAPI document beside the repository (``../shared/reference``), ready to validate."""
-    if not OPENAPI_DOCUMENT.exists():
-        pytest.skip(f"OpenAI's OpenAPI document is not at {OPENAPI_DOCUMENT}; schema checks need it")
-    pytest.importorskip("jsonschema", reason="jsonschema (pinned in requirements-dev.txt) is not installed")
-    return OpenApiDocument(OPENAPI_DOCUMENT)
+    """OpenAI's OpenAPI document beside the repository (``../shared/reference``), ready to validate.
+    A missing document skips on a workstation and fails in CI (``require_reference``); jsonschema is
+    pinned in requirements-dev.txt, so its absence is an error, not a skip."""
+    return OpenApiDocument(require_reference(OPENAPI_DOCUMENT))

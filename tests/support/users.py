@@ -56,15 +56,20 @@ class UserFactory:
         self.secret = secret
         self.signing_key = signing_key
 
-    def create(self, email: str | None = None, *, admin: bool = False, confirmed: bool = True) -> AppUser:
+    def create(self, email: str | None = None, *, admin: bool = False, confirmed: bool = True,
+               anonymous: bool = False) -> AppUser:
+        """A user in auth.users and their token; ``anonymous=True`` is a Supabase anonymous sign-in
+        (no email, ``is_anonymous`` in the row and the token)."""
         user_id = str(uuid.uuid4())
-        email = email or f"user-{user_id[:8]}@example.test"
+        email = "" if anonymous else email or f"user-{user_id[:8]}@example.test"
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("insert into auth.users (id, email, raw_app_meta_data, email_confirmed_at)"
-                         " values (%s, %s, %s::jsonb, case when %s then now() end)",
-                         [user_id, email, '{"role": "admin"}' if admin else "{}", confirmed])
-        claims = supabase_claims(sub=user_id, email=email, app_metadata={
-            "provider": "email", "providers": ["email"], **({"role": "admin"} if admin else {})})
+            conn.execute("insert into auth.users (id, email, raw_app_meta_data, email_confirmed_at, is_anonymous)"
+                         " values (%s, nullif(%s, ''), %s::jsonb, case when %s then now() end, %s)",
+                         [user_id, email, '{"role": "admin"}' if admin else "{}", confirmed and not anonymous,
+                          anonymous])
+        provider = {"provider": "anonymous", "providers": []} if anonymous else {"provider": "email", "providers": ["email"]}
+        claims = supabase_claims(sub=user_id, email=email, is_anonymous=anonymous, app_metadata={
+            **provider, **({"role": "admin"} if admin else {})})
         token = (mint(self.signing_key, claims) if self.signing_key is not None
                  else jwt.encode(claims, self.secret, algorithm="HS256"))
         return AppUser(id=user_id, email=email, admin=admin, token=token)

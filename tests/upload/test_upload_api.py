@@ -252,7 +252,7 @@ def test_a_grantee_declines_or_leaves(client: flask.testing.FlaskClient, users: 
     assert client.delete(f"/{doc['id']}/access/me", headers=auth(leaver)).status_code == 404
     _invite(client, owner, doc["id"], unconfirmed.email)
     refused = client.get("/invitations", headers=auth(unconfirmed))
-    assert refused.status_code == 403 and refused.json["code"] == "forbidden"
+    assert refused.status_code == 403 and refused.json["code"] == "email_unconfirmed"
 
 
 def test_deleting_a_shared_document_removes_it_from_every_store(client: flask.testing.FlaskClient,
@@ -298,7 +298,7 @@ def test_file_names_are_cleaned_and_their_extension_says_what_the_bytes_are(raw:
     assert clean_filename(raw, kind) == expected
 
 
-def test_a_user_over_their_document_quota_gets_409_before_any_openai_call(
+def test_a_user_over_their_document_quota_gets_413_quota_exceeded_before_any_openai_call(
         runtime: Runtime, users: UserFactory, standin: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     # Given an upload function whose users may keep one document
     import dataclasses
@@ -315,8 +315,8 @@ def test_a_user_over_their_document_quota_gets_409_before_any_openai_call(
         standin.clear_requests()
         # When they upload a second one
         refused = upload(client, user, "two.txt", b"one document too many")
-        # Then it is refused with a conflict, and OpenAI never heard of it
-        assert refused.status_code == 409 and refused.json["code"] == "conflict"
+        # Then it is refused as over quota (not as a too-large file), and OpenAI never heard of it
+        assert refused.status_code == 413 and refused.json["code"] == "quota_exceeded"
         assert _openai_calls(standin) == []
         assert len(client.get("/", headers=auth(user)).json["items"]) == 1
     finally:
