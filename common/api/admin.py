@@ -15,7 +15,7 @@ import flask
 import pydantic
 
 from common.admin import delete_any_document, session_messages, usage_csv, usage_report
-from common.api.reports import Figures, Money, RangeQuery
+from common.api.reports import DocumentCost, Figures, Money, RangeQuery
 from common.http import RequestContext, Route
 
 GroupBy = Literal["user", "model", "day", "service", "document"]
@@ -149,12 +149,10 @@ class UsageRow(Figures):
     label: str | None
 
 
-class DocumentUsageRow(pydantic.BaseModel):
+class DocumentUsageRow(DocumentCost):
     key: uuid.UUID
     label: str
     user_id: uuid.UUID
-    turns: int
-    cost_usd: Money
 
 
 class UsageReportOut(pydantic.BaseModel):
