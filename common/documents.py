@@ -125,12 +125,21 @@ def delete_document(db: Database, files: DocumentFiles, identity: Identity, docu
     """Remove the file from every store holding it, delete the file, mark the row deleted. A failure
     part-way leaves the row 'deleting'; repeating the delete (or the registry refresh) finishes it."""
     db.call("begin_document_delete", {"p_document_id": document_id}, identity)
-    backend = _backend(identity)
+    finish_document_delete(db, files, str(_backend(identity).acting_user_id), document_id)
+
+
+def finish_document_delete(db: Database, files: DocumentFiles, owner_id: str, document_id: str) -> str | None:
+    """The OpenAI half of a started delete, acting for the document's owner (backend API): detach the
+    file from every store holding it, delete it, mark the row deleted; returns the OpenAI file id
+    (None when the upload never made one). Raises ConflictError when no delete was started,
+    NotFoundError, and the OpenAI layer's errors (the row then stays 'deleting')."""
+    backend = Identity.backend(owner_id)
     targets = db.call("document_delete_targets", {"p_document_id": document_id}, backend)
-    file_id = targets["openai_file_id"]
+    file_id: str | None = targets["openai_file_id"]
     if file_id:
         for store_id in targets["vector_store_ids"]:
             files.detach(store_id, file_id)
         files.delete_file(file_id)
     db.call("finish_document_delete", {"p_document_id": document_id}, backend)
     log_event(log, "upload_step", step="deleted", document_id=document_id, openai_file_id=file_id)
+    return file_id

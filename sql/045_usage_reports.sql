@@ -1,7 +1,8 @@
 -- Usage reports and budget alerts. Months and days are UTC from the start: "today" is
 -- (now() at time zone 'UTC')::date, never a date_trunc of a timestamptz in the session's zone.
 -- Figures come from the daily rollup (public.usage_daily), never from raw usage rows; what each
--- document cost in turns comes from the turns that cited it (public.chat_messages.citations).
+-- document cost comes from the turns that cited it (public.chat_messages.citations) and from its
+-- storage rows in usage_logs (through partial indexes: the rollup has no document column).
 
 -- Budget alerts: one row per user, UTC month and threshold. The primary key makes the record
 -- exactly-once, so of two instances crossing a threshold together only one logs the alert.
@@ -63,9 +64,9 @@ as $$
     'tool_calls', coalesce(p_tool_calls, 0), 'quantity', coalesce(p_quantity, 0), 'cost_usd', coalesce(p_cost, 0))
 $$;
 
--- private.user_budget: the user's budget this UTC month: limit, spent (rollup), reserved (turns
--- still running, as begin_chat_turn counts them), remaining, the reset date (first day of next UTC
--- month), the thresholds crossed and the month-end spend projected at this month's pace so far.
+-- private.user_budget: the user's budget this UTC month as private.budget_json counts it (limit,
+-- spent from the rollup, reserved by turns still pending, remaining, the reset date), plus the month,
+-- the thresholds crossed and the month-end spend projected at this month's pace so far.
 create or replace function private.user_budget(p public.user_profiles) returns jsonb
 language sql stable security definer set search_path = ''
 as $$
@@ -73,22 +74,18 @@ as $$
     select private.utc_today() as today, private.utc_month_start(private.utc_today()) as month_start
   ), cal2 as (
     select today, month_start, (month_start + interval '1 month')::date as next_month from cal
+  ), budget as (
+    select private.budget_json(p) as b
   ), spent as (
-    select coalesce(sum(ud.cost_usd), 0) as v from public.usage_daily ud, cal2
-     where ud.user_id = p.id and ud.day >= cal2.month_start and ud.day < cal2.next_month
-  ), reserved as (
-    select coalesce(sum(m.reserved_usd), 0) as v from public.chat_messages m
-     where m.user_id = p.id and m.status = 'pending' and m.created_at > now() - interval '15 minutes'
+    select (b ->> 'spent_usd')::numeric as v from budget
   )
-  select jsonb_build_object(
-    'monthly_budget_usd', p.monthly_budget_usd, 'spent_usd', spent.v, 'reserved_usd', reserved.v,
-    'remaining_usd', greatest(p.monthly_budget_usd - spent.v - reserved.v, 0),
-    'month', cal2.month_start, 'resets_on', cal2.next_month,
+  select budget.b || jsonb_build_object(
+    'month', cal2.month_start,
     'thresholds_crossed', (select coalesce(jsonb_agg(t order by t), '[]'::jsonb) from unnest(array[80, 95, 100]) t
                             where spent.v > 0 and spent.v >= p.monthly_budget_usd * t / 100),
     'projected_month_end_usd', round(spent.v / (cal2.today - cal2.month_start + 1)
                                      * (cal2.next_month - cal2.month_start), 8))
-    from spent, reserved, cal2
+    from budget, spent, cal2
 $$;
 
 -- private.record_budget_alerts: records the 80 % and 95 % alerts the user's month has reached and
@@ -117,29 +114,72 @@ begin
 end;
 $$;
 
--- private.document_turns: per document, the completed turns in [p_from, p_to] (UTC days) that
--- cited it and what those turns cost (a turn citing two documents counts for each). One user's
--- turns when p_user_id is given, everyone's otherwise.
-create or replace function private.document_turns(p_user_id uuid, p_from date, p_to date)
-returns table (document_id uuid, turns bigint, turn_cost_usd numeric)
-language sql stable security definer set search_path = ''
+-- Storage rows per document and UTC day (written by registry_record_storage, charged to the owner):
+-- the per-document reports read them through these partial indexes, one user's or everyone's, so
+-- they stay fast however many turn rows usage_logs holds (usage_daily has no document column).
+create index if not exists usage_logs_user_storage_idx on public.usage_logs (user_id, created_at)
+  include (document_id, quantity, cost_usd) where service = 'vector_storage' and document_id is not null;
+create index if not exists usage_logs_storage_created_idx on public.usage_logs (created_at)
+  include (document_id, quantity, cost_usd) where service = 'vector_storage' and document_id is not null;
+
+drop function if exists private.document_turns(uuid, date, date);
+
+-- private.document_costs: per document, in [p_from, p_to] (UTC days), the completed turns that cited
+-- it and what they cost (a turn citing two documents counts for each), and its vector storage
+-- (GB-days and cost, from the storage rows charged to its owner). One user's turns and storage when
+-- p_user_id is given, everyone's otherwise. PL/pgSQL so that each call is planned with its own
+-- p_user_id (a custom plan uses the per-user indexes).
+create or replace function private.document_costs(p_user_id uuid, p_from date, p_to date)
+returns table (document_id uuid, turns bigint, turn_cost_usd numeric, storage_gb_days numeric,
+               storage_cost_usd numeric)
+language plpgsql stable security definer set search_path = ''
 as $$
-  select c.document_id, count(*), sum(c.cost_usd)
-    from (select distinct m.id, m.cost_usd, case when e ->> 'document_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+#variable_conflict use_column
+declare
+  v_start timestamptz := p_from::timestamp at time zone 'UTC';
+  v_end timestamptz := (p_to + 1)::timestamp at time zone 'UTC';
+begin
+  return query
+  with cited as (
+    select c.document_id, count(*) as turns, sum(c.cost_usd) as cost
+      from (select distinct m.id, m.cost_usd,
+                   case when e ->> 'document_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                         then (e ->> 'document_id')::uuid end as document_id
-            from public.chat_messages m, jsonb_array_elements(m.citations) e
-           where m.role = 'assistant' and m.status = 'complete'
-             and (p_user_id is null or m.user_id = p_user_id)
-             and m.created_at >= p_from::timestamp at time zone 'UTC'
-             and m.created_at < (p_to + 1)::timestamp at time zone 'UTC') c
-   where c.document_id is not null
-   group by c.document_id
+              from public.chat_messages m, jsonb_array_elements(m.citations) e
+             where m.role = 'assistant' and m.status = 'complete'
+               and (p_user_id is null or m.user_id = p_user_id)
+               and m.created_at >= v_start and m.created_at < v_end) c
+     where c.document_id is not null
+     group by c.document_id
+  ), stored as (
+    select l.document_id, sum(l.quantity) as gb_days, sum(l.cost_usd) as cost
+      from public.usage_logs l
+     where l.service = 'vector_storage' and l.document_id is not null
+       and (p_user_id is null or l.user_id = p_user_id)
+       and l.created_at >= v_start and l.created_at < v_end
+     group by l.document_id
+  )
+  select coalesce(t.document_id, s.document_id), coalesce(t.turns, 0)::bigint, coalesce(t.cost, 0)::numeric,
+         coalesce(s.gb_days, 0)::numeric, coalesce(s.cost, 0)::numeric
+    from cited t full join stored s on s.document_id = t.document_id;
+end;
+$$;
+
+-- private.document_cost_json: the figures every per-document report row carries; cost_usd is the
+-- turns' cost plus the storage cost.
+create or replace function private.document_cost_json(p_turns bigint, p_turn_cost numeric, p_gb_days numeric,
+                                                      p_storage_cost numeric) returns jsonb
+language sql immutable set search_path = ''
+as $$
+  select jsonb_build_object('turns', p_turns, 'turn_cost_usd', p_turn_cost, 'storage_gb_days', p_gb_days,
+                            'storage_cost_usd', p_storage_cost, 'cost_usd', p_turn_cost + p_storage_cost)
 $$;
 
 -- get_usage_report: the caller's usage in [p_from, p_to] (UTC days; default this UTC month):
 -- totals, by model, by service, by document, by day (every day of the range, zeros included) and
--- the budget. Records the budget alerts the month has reached and returns those this call
--- recorded as new_alerts (the caller logs them). Supersedes get_usage_summary.
+-- the budget. By document: each of the caller's documents with the turns that cited it and its
+-- vector storage. Records the budget alerts the month has reached and returns those this call
+-- recorded as new_alerts (the caller logs them).
 create or replace function public.get_usage_report(p_from date default null, p_to date default null) returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -173,10 +213,11 @@ begin
                               sum(reasoning_tokens), sum(tool_calls), sum(quantity), sum(cost_usd)) as x
                        from rows group by service) s),
       'by_document', (select coalesce(jsonb_agg(jsonb_build_object('document_id', d.id, 'name', d.name,
-                                'status', d.status, 'turns', t.turns, 'turn_cost_usd', t.turn_cost_usd)
-                                order by t.turn_cost_usd desc, d.id), '[]'::jsonb)
-                        from private.document_turns(p.id, r.v_from, r.v_to) t
-                        join public.documents d on d.id = t.document_id
+                                'status', d.status) || private.document_cost_json(c.turns, c.turn_cost_usd,
+                                c.storage_gb_days, c.storage_cost_usd)
+                                order by c.turn_cost_usd + c.storage_cost_usd desc, d.id), '[]'::jsonb)
+                        from private.document_costs(p.id, r.v_from, r.v_to) c
+                        join public.documents d on d.id = c.document_id
                        where d.user_id = p.id),
       'by_day', (select jsonb_agg(d.figures order by d.day) from (
                    select g.day, jsonb_build_object('day', g.day::date) || private.usage_figures(sum(x.requests),

@@ -15,8 +15,8 @@ import flask
 import pydantic
 
 from common.admin import delete_any_document, session_messages, usage_csv, usage_report
-from common.api.reports import Figures, Money, RangeQuery
-from common.http import RequestContext, Route
+from common.api.reports import DocumentCost, Figures, Money, RangeQuery
+from common.http import RequestContext, ResponseDoc, Route
 
 GroupBy = Literal["user", "model", "day", "service", "document"]
 DocumentStatus = Literal["uploading", "processing", "ready", "failed", "deleting", "deleted", "missing"]
@@ -149,12 +149,10 @@ class UsageRow(Figures):
     label: str | None
 
 
-class DocumentUsageRow(pydantic.BaseModel):
+class DocumentUsageRow(DocumentCost):
     key: uuid.UUID
     label: str
     user_id: uuid.UUID
-    turns: int
-    cost_usd: Money
 
 
 class UsageReportOut(pydantic.BaseModel):
@@ -194,6 +192,12 @@ class AuditEntry(pydantic.BaseModel):
 class AuditPage(pydantic.BaseModel):
     items: list[AuditEntry]
     next_cursor: str | None
+
+
+CSV_DESCRIPTION = ("The report's rows as RFC 4180 CSV (UTF-8, CRLF line ends), streamed: a header row "
+                   "`group_by,key,label,<figures>` (by document: `group_by,key,label,user_id,turns,turn_cost_usd,"
+                   "storage_gb_days,storage_cost_usd,cost_usd`), then one row per group; a cell starting with "
+                   "`=`, `+`, `-`, `@`, tab or CR is prefixed with `'`.")
 
 
 def _page(model: type[pydantic.BaseModel], page: dict[str, Any]) -> dict[str, Any]:
@@ -318,7 +322,10 @@ ROUTES = [
     Route("GET", "/sessions/{id:uuid}/messages", list_messages, query=MessagesQuery, response=MessagePage,
           errors=(400, 403, 404, 422)),
     Route("GET", "/usage", get_usage, query=UsageQuery, response=UsageReportOut, errors=(400, 403, 422)),
-    Route("GET", "/usage.csv", get_usage_csv, query=UsageQuery, errors=(400, 403, 422)),
-    Route("GET", "/health", get_health, response=HealthOut, errors=(403, 503)),
+    Route("GET", "/usage.csv", get_usage_csv, query=UsageQuery, errors=(400, 403, 422),
+          responses=(ResponseDoc(200, "text/csv", description=CSV_DESCRIPTION),)),
+    Route("GET", "/health", get_health, response=HealthOut, errors=(403, 503),
+          responses=(ResponseDoc(503, "application/json", HealthOut,
+                                 "A check failed: the same report, naming the failing checks"),)),
     Route("GET", "/audit", list_audit, query=PageQuery, response=AuditPage, errors=(400, 403, 422)),
 ]

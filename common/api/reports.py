@@ -1,5 +1,5 @@
-"""Shapes shared by the usage and admin reports: the figures every report row carries, and the
-date range query."""
+"""Shapes shared by the usage and admin reports: the figures every report row carries, what a
+document cost, and the date range query."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ class Figures(pydantic.BaseModel):
     reasoning_tokens: int
     tool_calls: int
     quantity: Decimal
+    cost_usd: Money
+
+
+class DocumentCost(pydantic.BaseModel):
+    """What a document cost in a range: the completed turns that cited it (a turn citing two documents
+    counts for each) and its vector storage, charged to its owner; ``cost_usd`` is both together."""
+
+    turns: int
+    turn_cost_usd: Money
+    storage_gb_days: Decimal
+    storage_cost_usd: Money
     cost_usd: Money
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pydantic
 
-from common.api.reports import Figures, Money, RangeQuery
+from common.api.reports import DocumentCost, Figures, Money, RangeQuery
 from common.http import RequestContext, Route
 from common.usage import usage_report
 
@@ -32,13 +32,10 @@ class DayFigures(Figures):
     day: dt.date
 
 
-class DocumentFigures(pydantic.BaseModel):
+class DocumentFigures(DocumentCost):
     document_id: uuid.UUID
     name: str
     status: str
-    turns: int = pydantic.Field(description="Completed turns in the range that cited this document")
-    turn_cost_usd: Money = pydantic.Field(description="What those turns cost (a turn citing two documents "
-                                                      "counts for each)")
 
 
 class Budget(pydantic.BaseModel):

@@ -61,7 +61,8 @@ def _collect_models(functions: Sequence[tuple[str, Sequence[Route]]]
         for route in routes:
             for model, mode in ((route.body, "validation"), (route.query, "validation"),
                                 (route.response, "serialization"),
-                                *((event_model, "serialization") for _, event_model in route.events)):
+                                *((event_model, "serialization") for _, event_model in route.events),
+                                *((doc.model, "serialization") for doc in route.responses)):
                 if model is not None and (model, mode) not in wanted:
                     wanted.append((model, mode))
     return wanted
@@ -94,6 +95,7 @@ def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: st
                     reference["description"] = codes[status]
                 operation["responses"][str(status)] = reference
             used_statuses |= set(codes)
+            _document_responses(operation, route, refs)
             methods = paths.setdefault(path, {})
             if route.method.lower() in methods:
                 raise ValueError(f"two operations for {route.method} {path}")
@@ -165,6 +167,25 @@ def _operation(function: str, route: Route, refs: dict[Any, dict[str, Any]], sch
             "content": {route.body_media: {"schema": refs[(route.body, "validation")]}},
         }
     return operation
+
+
+def _document_responses(operation: dict[str, Any], route: Route, refs: dict[Any, dict[str, Any]]) -> None:
+    """Add the route's :class:`ResponseDoc` bodies to its responses. A status that is also an error
+    keeps its problem+json body beside the documented one."""
+    for doc in route.responses:
+        key = str(doc.status)
+        response = operation["responses"].get(key)
+        if response is None or "$ref" in response:
+            content: dict[str, Any] = {}
+            if response is not None:
+                problem = ValidationProblem if doc.status == 422 else Problem
+                content[PROBLEM_CONTENT_TYPE] = {"schema": refs[(problem, "serialization")]}
+            response = {"description": http.HTTPStatus(doc.status).phrase, "content": content}
+            operation["responses"][key] = response
+        if doc.description:
+            response["description"] = doc.description
+        schema = refs[(doc.model, "serialization")] if doc.model is not None else {"type": "string"}
+        response.setdefault("content", {})[doc.media] = {"schema": schema}
 
 
 def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[str]]]:

@@ -55,6 +55,18 @@ class PathParam:
 
 
 @dataclass(frozen=True)
+class ResponseDoc:
+    """A response a route documents besides its JSON success body and its problem+json errors: a
+    status answered with another media type (``model`` None: a text body) or with a body of its own
+    (e.g. a health report on 503). Documentation only: the handler produces it."""
+
+    status: int
+    media: str
+    model: type[pydantic.BaseModel] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Route:
     """One endpoint of a function: method, path template, handler and the contract around it.
 
@@ -64,6 +76,7 @@ class Route:
     ``events`` names the Server-Sent Events the route may stream instead (``(event, data model)``
     pairs, in the order they come): the success response then also offers ``text/event-stream``.
     ``codes`` describes error statuses of this route with their stable codes (``(status, text)``).
+    ``responses`` documents other bodies it answers with (:class:`ResponseDoc`).
     """
 
     method: str
@@ -79,6 +92,7 @@ class Route:
     body_media: str = "application/json"
     events: tuple[tuple[str, type[pydantic.BaseModel]], ...] = ()
     codes: tuple[tuple[int, str], ...] = ()
+    responses: tuple[ResponseDoc, ...] = ()
     segments: tuple[str | PathParam, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -16,13 +16,13 @@ import jwt
 import psycopg
 import pytest
 
-from common.db.base import Database
+from common.db.base import Database, Identity
 from common.errors import DatabaseUnavailableError, ForbiddenError, InvalidInputError
 from common.http.openapi import build_openapi
 from common.http.registry import registered_functions
 from common.runtime import Runtime
 from tests.admin.conftest import record_registry_run, with_admin_settings
-from tests.support.factories import begin_turn, finish_turn, make_document
+from tests.support.factories import begin_turn, finish_turn, make_document, share_with
 from tests.support.functions import build_function_app
 from tests.support.jwt_keys import supabase_claims
 from tests.support.openapi import assert_matches_openapi
@@ -201,22 +201,64 @@ def test_every_write_and_every_read_of_another_users_content_is_audited(
     client.get(f"/documents/{doc['id']}", headers=auth(admin))
     client.get(f"/sessions?user_id={user.id}", headers=auth(admin))
     client.get(f"/sessions/{session_id}/messages", headers=auth(admin))
-    client.patch(f"/users/{user.id}", json={"monthly_budget_usd": "3", "disabled": True}, headers=auth(admin))
     assert client.delete(f"/documents/{doc['id']}", headers=auth(admin)).status_code == 204
+    client.patch(f"/users/{user.id}", json={"monthly_budget_usd": "3", "disabled": True}, headers=auth(admin))
     # then each is in the audit log, newest first, with its target and the change
     entries = _audit(client, admin)
     assert [(e["action"], e["target_id"]) for e in entries] == [
-        ("document.deleted", doc["id"]), ("document.delete", doc["id"]), ("user.update", user.id),
+        ("user.update", user.id), ("document.delete", doc["id"]),
         ("session.messages.read", session_id), ("sessions.read", user.id), ("document.read", doc["id"]),
         ("documents.read", user.id)]
-    update = entries[2]["details"]
+    update = entries[0]["details"]
     assert update["before"]["disabled"] is False and update["after"]["disabled"] is True
     assert Decimal(str(update["after"]["monthly_budget_usd"])) == Decimal("3")
-    assert entries[4]["details"]["session_ids"] == [session_id]
+    assert entries[1]["details"]["before"] == {"status": "ready"} and entries[1]["details"]["owner_id"] == user.id
+    assert entries[3]["details"]["session_ids"] == [session_id]
     # and the delete was complete: the OpenAI file is gone, the row is deleted
     gone = client.get(f"/documents/{doc['id']}", headers=auth(admin)).json
     assert gone["status"] == "deleted"
     assert ("DELETE", f"/v1/files/{doc['openai_file_id']}") in [(r.method, r.path) for r in standin.requests]
+
+
+def test_the_admin_delete_is_the_owners_complete_delete(
+        client: flask.testing.FlaskClient, users: UserFactory, psycopg_db: Database, standin: Any) -> None:
+    # given a user's document shared with a reader who accepted it
+    admin, owner, reader = users.create(admin=True), users.create(), users.create()
+    doc = make_document(psycopg_db, owner)
+    reader_store = psycopg_db.call("set_user_vector_store", {"p_vector_store_id": f"vs_reader_{uuid.uuid4().hex[:8]}"},
+                                   Identity.backend(reader.id))["vector_store_id"]
+    share_with(psycopg_db, owner, doc, reader)
+    standin.clear_requests()
+    # when an admin deletes it
+    deleted = client.delete(f"/documents/{doc['id']}", headers=auth(admin))
+    # then the file left both stores and OpenAI, as the owner's delete does, and the row is deleted
+    assert deleted.status_code == 204
+    requests = [(r.method, r.path) for r in standin.requests]
+    assert ("DELETE", f"/v1/files/{doc['openai_file_id']}") in requests
+    detached = {path for method, path in requests if method == "DELETE" and "/vector_stores/" in path}
+    assert detached == {f"/v1/vector_stores/{store}/files/{doc['openai_file_id']}"
+                        for store in (doc["vector_store_id"], reader_store)}
+    assert client.get(f"/documents/{doc['id']}", headers=auth(admin)).json["status"] == "deleted"
+    assert psycopg_db.call("list_documents", {}, reader.identity)["items"] == []
+
+
+def test_deleting_a_disabled_owners_document_is_left_to_the_registry_refresh(
+        client: flask.testing.FlaskClient, users: UserFactory, psycopg_db: Database, standin: Any) -> None:
+    # given a disabled user's document
+    admin, owner = users.create(admin=True), users.create()
+    doc = make_document(psycopg_db, owner)
+    client.patch(f"/users/{owner.id}", json={"disabled": True}, headers=auth(admin))
+    standin.clear_requests()
+    # when an admin deletes it
+    answer = client.delete(f"/documents/{doc['id']}", headers=auth(admin))
+    # then the answer says it is not finished, nothing was removed at OpenAI, the row is marked
+    # deleting (the registry refresh removes it) and the start is audited
+    assert (answer.status_code, answer.json["code"]) == (409, "conflict")
+    assert not [r for r in standin.requests if r.method == "DELETE"]
+    assert client.get(f"/documents/{doc['id']}", headers=auth(admin)).json["status"] == "deleting"
+    pending = psycopg_db.call("registry_pending_deletes", {"p_older_seconds": 0}, Identity.service())
+    assert doc["id"] in [p["document_id"] for p in pending]
+    assert [e["action"] for e in _audit(client, admin)][:3] == ["document.read", "document.delete", "user.update"]
 
 
 def test_message_content_is_withheld_unless_the_setting_allows_it(

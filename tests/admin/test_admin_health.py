@@ -18,15 +18,20 @@ import pytest
 from common.db.base import Database
 from common.db.psycopg_transport import PsycopgDatabase
 from common.health import check_scheduler_job, run_health, shipped_migrations
+from common.http.openapi import build_openapi
+from common.http.registry import registered_functions
 from common.runtime import Runtime
 from tests.admin.conftest import record_registry_run, with_admin_settings
 from tests.admin.scheduler_fake import FakeScheduler, SchedulerServer
 from tests.support.factories import backend, begin_turn
 from tests.support.functions import build_function_app
+from tests.support.openapi import assert_matches_openapi
 from tests.support.users import AppUser, UserFactory
 from tests.upload.conftest import auth
 
 JOB = "projects/demo/locations/europe-west1/jobs/registry-refresh"
+
+OPENAPI = build_openapi(registered_functions())
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +51,7 @@ def _checks(body: dict[str, Any]) -> dict[str, str]:
 def test_all_well_is_200_with_every_check(client: flask.testing.FlaskClient, admin: AppUser) -> None:
     got = client.get("/health", headers=auth(admin))
     assert got.status_code == 200, got.json
+    assert_matches_openapi(OPENAPI, "GET", "/admin/health", 200, got.json)
     assert got.json["failing"] == []
     assert _checks(got.json) == {"database": "ok", "registry": "ok", "pending_turns": "ok", "openai": "ok",
                                  "scheduler": "not_applicable"}
@@ -68,6 +74,7 @@ def test_a_stopped_database_is_503_naming_it(runtime: Runtime, functions_dir: Pa
         stopped.close()
     assert got.status_code == 503
     assert got.json["failing"] == ["database", "registry", "pending_turns"]
+    assert_matches_openapi(OPENAPI, "GET", "/admin/health", 503, got.json, content_type="application/json")
     # and without a database to confirm the caller is an admin, nothing else is told
     assert set(_checks(got.json)) == {"database", "registry", "pending_turns"}
 
@@ -77,6 +84,7 @@ def test_the_standin_erroring_is_503_naming_openai(client: flask.testing.FlaskCl
     standin.inject_fault(r"^/files", method="GET", status=500, times=5)
     got = client.get("/health", headers=auth(admin))
     assert got.status_code == 503 and got.json["failing"] == ["openai"]
+    assert_matches_openapi(OPENAPI, "GET", "/admin/health", 503, got.json, content_type="application/json")
     detail = next(c["detail"] for c in got.json["checks"] if c["name"] == "openai")
     assert "500" in detail and "sk-" not in detail
 

@@ -20,7 +20,7 @@ def test_reports_and_audited_reads_over_each_transport(db: Database, users: User
     mine = db.call("get_usage_report", {}, user.identity)
     grouped = db.call("admin_usage_report", {"p_group_by": "user"}, admin.identity)
     messages = db.call("admin_list_session_messages", {"p_session_id": turn["session"]["id"],
-                                                       "p_include_content": False, "p_limit": 10}, admin.identity)
+                                                       "p_limit": 10}, admin.identity)
     health = db.call("admin_health_report", {"p_migrations": shipped_migrations(), "p_pending_seconds": 900},
                      admin.identity)
     audit = db.call("admin_list_audit", {"p_limit": 5}, admin.identity)

@@ -12,12 +12,15 @@ import flask.testing
 import pytest
 
 from common.csv_export import csv_lines, neutralise
-from common.db.base import Database
+from common.db.base import Database, Identity
+from common.http.openapi import build_openapi
+from common.http.registry import registered_functions
 from tests.support.factories import begin_turn, finish_turn, make_document
 from tests.support.users import UserFactory
 from tests.upload.conftest import auth
-from tests.usage.seeding import Row, seed_usage, signed_in, utc_at
+from tests.usage.seeding import Row, seed_usage, signed_in, utc_at, utc_today
 
+OPENAPI = build_openapi(registered_functions())
 DAY1, DAY2 = dt.date(2025, 11, 3), dt.date(2025, 11, 5)
 RANGE = "from=2025-11-01&to=2025-11-07"
 
@@ -46,6 +49,7 @@ def test_each_grouping_sums_the_rows_and_the_csv_says_the_same(client: flask.tes
         report = client.get(f"/usage?{RANGE}&group_by={group_by}", headers=auth(admin)).json
         exported = client.get(f"/usage.csv?{RANGE}&group_by={group_by}", headers=auth(admin), buffered=False)
         assert exported.is_streamed and exported.mimetype == "text/csv"
+        assert exported.mimetype in OPENAPI["paths"]["/admin/usage.csv"]["get"]["responses"]["200"]["content"]
         body = exported.get_data(as_text=True)
         # then the JSON is the sums of the rows, and the CSV parses back to the same figures
         assert {r["key"]: Decimal(r["cost_usd"]) for r in report["rows"]} == figures, group_by
@@ -62,20 +66,29 @@ def test_each_grouping_sums_the_rows_and_the_csv_says_the_same(client: flask.tes
     assert labels[sneaky.id] == "'" + sneaky.email and labels[plain.id] == plain.email
 
 
-def test_documents_are_grouped_by_the_turns_that_cited_them(client: flask.testing.FlaskClient,
-                                                           users: UserFactory, psycopg_db: Database) -> None:
+def test_documents_are_grouped_by_the_turns_that_cited_them_and_their_storage(
+        client: flask.testing.FlaskClient, users: UserFactory, psycopg_db: Database) -> None:
+    # given a user's document cited by a turn, and today's storage of the user's store
     admin, user = users.create(admin=True), users.create()
     doc = make_document(psycopg_db, user, name="report.txt")
     finish_turn(psycopg_db, user, begin_turn(psycopg_db, user), cost=Decimal("0.0042"),
                 citations=[{"document_id": doc["id"], "filename": "report.txt"}])
+    psycopg_db.call("registry_record_storage", {"p_day": utc_today(), "p_rows": [
+        {"vector_store_id": doc["vector_store_id"], "usage_bytes": 1000, "gb_days": "0.3", "cost_usd": "0.03"}]},
+        Identity.service())
+    # when an admin reads this month by document, as JSON and as CSV
     rows = client.get("/usage?group_by=document", headers=auth(admin)).json["rows"]
-    assert [(r["label"], r["user_id"], r["turns"], Decimal(r["cost_usd"])) for r in rows if r["key"] == doc["id"]] == [
-        ("report.txt", user.id, 1, Decimal("0.0042"))]
     exported = client.get("/usage.csv?group_by=document", headers=auth(admin)).get_data(as_text=True)
+    # then the document carries its turn and its storage, charged to its owner
+    figures = ("turns", "turn_cost_usd", "storage_gb_days", "storage_cost_usd", "cost_usd")
+    assert [(r["label"], r["user_id"], r["turns"], *(Decimal(r[f]) for f in figures[1:]))
+            for r in rows if r["key"] == doc["id"]] == [
+        ("report.txt", user.id, 1, Decimal("0.0042"), Decimal("0.3"), Decimal("0.03"), Decimal("0.0342"))]
     header, *lines = list(csv.reader(io.StringIO(exported, newline="")))
-    assert header == ["group_by", "key", "label", "user_id", "turns", "cost_usd"]
-    assert [(line[:5], Decimal(line[5])) for line in lines if line[1] == doc["id"]] == [
-        (["document", doc["id"], "report.txt", user.id, "1"], Decimal("0.0042"))]
+    assert header == ["group_by", "key", "label", "user_id", *figures]
+    assert [(line[:5], [Decimal(v) for v in line[5:]]) for line in lines if line[1] == doc["id"]] == [
+        (["document", doc["id"], "report.txt", user.id, "1"],
+         [Decimal("0.0042"), Decimal("0.3"), Decimal("0.03"), Decimal("0.0342")])]
 
 
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])

@@ -230,7 +230,7 @@ def test_storage_is_accrued_once_a_day_with_the_free_allowance_shared(psycopg_db
     total_bytes = sum(s.usage_bytes for page in gateway.files.store_pages() for s in page)
     expected = (prices.storage_cost(PriceTable.gb_days(total_bytes)) * Decimal(store_bytes) / Decimal(total_bytes))
     assert mine[0][2] == expected.quantize(Decimal("0.00000001"))
-    summary = psycopg_db.call("get_usage_summary", {"p_from": str(day), "p_to": str(day)}, user.identity)
+    summary = psycopg_db.call("get_usage_report", {"p_from": str(day), "p_to": str(day)}, user.identity)
     assert [s["service"] for s in summary["by_service"]] == ["vector_storage"]
 
 

@@ -98,12 +98,12 @@ def _user_api_attacks(v: dict[str, Any], own_session: str) -> list[tuple[str, di
         ("list_sessions", {"p_limit": -1}, InvalidInputError),
         ("list_sessions", {"p_cursor": TEN_MIB}, InvalidInputError),
         ("list_session_messages", {"p_session_id": own_session, "p_cursor": "zz"}, InvalidInputError),
-        ("get_usage_summary", {"p_from": "NaN"}, InvalidInputError),
-        ("get_usage_summary", {"p_from": "-infinity"}, InvalidInputError),
-        ("get_usage_summary", {"p_from": "2026-01-01", "p_to": "infinity"}, InvalidInputError),
+        ("get_usage_report", {"p_from": "NaN"}, InvalidInputError),
+        ("get_usage_report", {"p_from": "-infinity"}, InvalidInputError),
+        ("get_usage_report", {"p_from": "2026-01-01", "p_to": "infinity"}, InvalidInputError),
         ("admin_update_user", {"p_user_id": v["user"].id, "p_monthly_budget_usd": "1e30"}, ForbiddenError),
         ("admin_update_user", {"p_user_id": v["user"].id, "p_disabled": True}, ForbiddenError),
-        ("admin_usage", {}, ForbiddenError),
+        ("admin_usage_report", {}, ForbiddenError),
         ("admin_get_user", {"p_user_id": v["user"].id}, ForbiddenError),
     ]
 
@@ -165,7 +165,7 @@ def test_a_users_direct_calls_racing_the_finish_cannot_change_what_is_billed(db:
         billed = conn.execute("select count(*), sum(cost_usd) from public.usage_logs where user_id = %s",
                               [user.id]).fetchone()
     assert billed == (5, Decimal("0.10"))
-    assert db.call("get_usage_summary", {}, user.identity)["budget"]["spent_usd"] == Decimal("0.10")
+    assert db.call("get_usage_report", {}, user.identity)["budget"]["spent_usd"] == Decimal("0.10")
 
 
 def test_usage_rows_carry_no_caller_chosen_key(db: Database, users: UserFactory, database_url: str) -> None:

@@ -68,7 +68,7 @@ def test_a_turn_stores_question_answer_usage_and_cost(db: Database, users: UserF
     history = db.call("list_session_messages", {"p_session_id": turn["session"]["id"]}, user.identity)
     assert [(m["role"], m["status"]) for m in history["items"]] == [("user", "complete"), ("assistant", "complete")]
     assert all("retrieval" not in m and "usage" not in m for m in history["items"])
-    summary = db.call("get_usage_summary", {}, user.identity)
+    summary = db.call("get_usage_report", {}, user.identity)
     assert summary["totals"]["cost_usd"] == Decimal("0.00321") and summary["totals"]["input_tokens"] == 1000
     assert summary["by_model"][0]["model"] == "gpt-6-luna"
     # And a repeat of the same finish bills nothing more; a finish with another response is a conflict
@@ -76,7 +76,7 @@ def test_a_turn_stores_question_answer_usage_and_cost(db: Database, users: UserF
     assert again["message"]["id"] == turn["assistant_message_id"]
     with pytest.raises(ConflictError):
         finish_turn(db, user, turn)
-    assert db.call("get_usage_summary", {}, user.identity)["totals"]["cost_usd"] == Decimal("0.00321")
+    assert db.call("get_usage_report", {}, user.identity)["totals"]["cost_usd"] == Decimal("0.00321")
 
 
 def test_the_retrieved_chunks_usage_and_price_version_are_kept_with_the_turn(db: Database, users: UserFactory,
@@ -172,7 +172,7 @@ def test_a_pending_reservation_does_not_lapse_and_is_settled_by_the_sweep(db: Da
         conn.execute("update public.chat_messages set created_at = now() - interval '1 hour' where id = %s",
                      [turn["assistant_message_id"]])
     # Then it still holds its reservation and the sweep lists it
-    assert db.call("get_usage_summary", {}, user.identity)["budget"]["reserved_usd"] == Decimal("0.3")
+    assert db.call("get_usage_report", {}, user.identity)["budget"]["reserved_usd"] == Decimal("0.3")
     stale = db.call("list_stale_chat_turns", {"p_older_than_seconds": 600, "p_limit": 100}, Identity.service())
     mine = [t for t in stale if t["message_id"] == turn["assistant_message_id"]]
     assert mine and mine[0]["user_id"] == user.id and mine[0]["response_id"] is None
@@ -221,7 +221,7 @@ def test_a_disabled_user_can_do_nothing(db: Database, users: UserFactory, databa
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("update public.user_profiles set disabled = true where id = %s", [user.id])
     for function, args in [("get_my_profile", {}), ("list_documents", {}), ("list_sessions", {}),
-                           ("get_session", {"p_session_id": session["id"]}), ("get_usage_summary", {})]:
+                           ("get_session", {"p_session_id": session["id"]}), ("get_usage_report", {})]:
         with pytest.raises(UserDisabledError):
             db.call(function, args, user.identity)
     with pytest.raises(UserDisabledError):
@@ -248,7 +248,7 @@ def test_a_session_with_a_pending_turn_cannot_be_deleted(db: Database, users: Us
     finish_turn(db, user, turn, cost=Decimal("0.001"))
     db.call("delete_session", {"p_session_id": turn["session"]["id"]}, user.identity)
     # The ledger keeps the turn's cost after its session is gone.
-    assert db.call("get_usage_summary", {}, user.identity)["totals"]["cost_usd"] == Decimal("0.001")
+    assert db.call("get_usage_report", {}, user.identity)["totals"]["cost_usd"] == Decimal("0.001")
 
 
 def test_turn_document_narrowing_checks_access_and_the_session_keeps_its_filter(db: Database,
@@ -297,7 +297,7 @@ def test_create_session_rejects_bad_input(db: Database, users: UserFactory, args
                                   {"p_from": "2020-01-01", "p_to": "2026-01-01"}, {"p_from": "not-a-date"}])
 def test_usage_summary_rejects_bad_ranges(db: Database, users: UserFactory, args: dict) -> None:
     with pytest.raises(InvalidInputError):
-        db.call("get_usage_summary", args, users.create().identity)
+        db.call("get_usage_report", args, users.create().identity)
 
 
 def test_idempotency_keys_replay_refuse_mismatch_and_report_in_progress(db: Database, users: UserFactory) -> None:
@@ -340,7 +340,7 @@ def test_the_same_request_begun_twice_at_once_is_one_turn(db: Database, users: U
     # Then both answers name the same turn, one of them replayed, and it is reserved once
     assert turns[0]["assistant_message_id"] == turns[1]["assistant_message_id"]
     assert sorted(t["replayed"] for t in turns) == [False, True]
-    assert db.call("get_usage_summary", {}, user.identity)["budget"]["reserved_usd"] == Decimal("0.25")
+    assert db.call("get_usage_report", {}, user.identity)["budget"]["reserved_usd"] == Decimal("0.25")
 
 
 def test_a_message_answer_says_what_the_history_needs_and_no_more(db: Database, users: UserFactory) -> None:

@@ -44,7 +44,7 @@ def test_every_money_argument_refuses_hostile_values(db: Database, users: UserFa
         with pytest.raises(InvalidInputError):
             db.call(function, args, identity)
     # And the turn is still pending and nothing was billed
-    summary = db.call("get_usage_summary", {}, user.identity)
+    summary = db.call("get_usage_report", {}, user.identity)
     assert summary["totals"]["cost_usd"] == 0 and summary["budget"]["monthly_budget_usd"] == 10
     assert finish_turn(db, user, turn)["message"]["status"] == "complete"
 

@@ -1,5 +1,5 @@
-"""The per-request queries of a chat turn and of the usage summary use indexes at scale: with
-100,000 messages and 30,000 rollup rows, no statement run inside begin/finish/summary scans
+"""The per-request queries of a chat turn and of the usage report use indexes at scale: with
+100,000 messages and 30,000 rollup rows, no statement run inside begin/finish/report scans
 chat_messages, usage_logs or usage_daily. Plans are read with auto_explain (nested statements
 included), so the test sees the functions' own queries, not copies of them."""
 
@@ -78,7 +78,7 @@ def test_a_turn_and_a_summary_use_indexes_at_scale(database_url: str, crowded: s
          json.dumps(args["p_usage_rows"], default=str), args["p_cost_usd"], args["p_price_version"],
          args["p_latency_ms"]])
     _, summary_plans = _plans_of(database_url, "authenticated", {"role": "authenticated", "sub": crowded},
-                                 "select public.get_usage_summary()", [])
+                                 "select public.get_usage_report()", [])
     # Then plans were seen for every call, and none scans a big table
     assert begin_plans and finish_plans and summary_plans
     assert _scans(begin_plans + finish_plans + summary_plans) == []

@@ -27,6 +27,6 @@ def test_usage_survives_the_deletion_of_its_user(db: Database, users: UserFactor
     assert profile == (0,)
     assert logs == (1, Decimal("0.125"), True)
     assert daily == (Decimal("0.125"),)
-    report = db.call("admin_usage", {}, admin.identity)
-    gone = [u for u in report["by_user"] if u["user_id"] == user.id]
-    assert gone and gone[0]["cost_usd"] == Decimal("0.125") and gone[0]["email"] is None
+    report = db.call("admin_usage_report", {"p_group_by": "user"}, admin.identity)
+    gone = [r for r in report["rows"] if r["key"] == user.id]
+    assert gone and gone[0]["cost_usd"] == Decimal("0.125") and gone[0]["label"] == user.id

@@ -46,8 +46,9 @@ def test_budget_and_reports_give_the_utc_figures(db: Database, users: UserFactor
     finish_turn(db, user, begin_turn(db, user), cost=Decimal("0.5"))
     utc_today = dt.datetime.now(dt.timezone.utc).date()
     # When the user and an admin read their figures in the far zone
-    summary = db.call("get_usage_summary", {}, user.identity)
-    report = db.call("admin_usage", {"p_user_id": user.id}, admin.identity)
+    summary = db.call("get_usage_report", {}, user.identity)
+    report = db.call("admin_usage_report", {"p_group_by": "user"}, admin.identity)
+    mine = next(r for r in report["rows"] if r["key"] == user.id)
     listed = db.call("admin_get_user", {"p_user_id": user.id}, admin.identity)
     # Then the range, the day and the month are UTC's
     assert summary["from"] == str(utc_today.replace(day=1)) and summary["to"] == str(utc_today)
@@ -55,5 +56,5 @@ def test_budget_and_reports_give_the_utc_figures(db: Database, users: UserFactor
     assert summary["budget"]["spent_usd"] == Decimal("0.5")
     next_month = (utc_today.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     assert summary["budget"]["resets_on"] == str(next_month)
-    assert report["totals"]["cost_usd"] == Decimal("0.5") and report["from"] == summary["from"]
+    assert mine["cost_usd"] == Decimal("0.5") and report["from"] == summary["from"]
     assert listed["cost_this_month_usd"] == Decimal("0.5")

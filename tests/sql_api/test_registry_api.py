@@ -89,7 +89,7 @@ def test_storage_is_recorded_per_document_once_per_day(db: Database, users: User
     # And the same day again is a conflict, never a silent drop
     with pytest.raises(ConflictError):
         db.call("registry_record_storage", {"p_day": "2030-03-01", "p_rows": rows}, SERVICE)
-    summary = db.call("get_usage_summary", {"p_from": "2030-03-01", "p_to": "2030-03-01"}, user.identity)
+    summary = db.call("get_usage_report", {"p_from": "2030-03-01", "p_to": "2030-03-01"}, user.identity)
     assert summary["by_service"][0]["service"] == "vector_storage"
 
 

@@ -1,6 +1,6 @@
 """GET /usage: the figures are the sums of the recorded usage rows (UTC days, whatever the session's
-time zone), every day of the range is listed, documents are costed by the turns that cited them,
-and the budget's projection, thresholds and alerts follow the month's pace."""
+time zone), every day of the range is listed, documents are costed by the turns that cited them
+and by their storage (charged to the owner), and the budget's projection, thresholds and alerts follow the month's pace."""
 
 from __future__ import annotations
 
@@ -8,20 +8,24 @@ import calendar
 import datetime as dt
 import logging
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import flask.testing
 import psycopg
 import pytest
 
-from common.db.base import Database
+from common.db.base import Database, Identity
+from common.runtime import Runtime
 from common.http.openapi import build_openapi
 from common.http.registry import registered_functions
 from common.usage import BUDGET_ALERT_EVENT, record_budget_alerts
-from tests.support.factories import begin_turn, finish_turn, make_document
+from tests.support.factories import begin_turn, finish_turn, make_document, share_with
+from tests.support.functions import build_function_app
 from tests.support.openapi import assert_matches_openapi
 from tests.support.users import UserFactory
 from tests.upload.conftest import auth
@@ -95,6 +99,35 @@ def test_figures_are_the_sums_of_the_rows_across_a_month_boundary_in_utc(
     assert len(february["by_day"]) == 28
 
 
+def test_admin_figures_are_utc_in_a_far_session_zone(runtime: Runtime, tmp_path: Path, users: UserFactory,
+                                                      database_url: str, psycopg_db: Database) -> None:
+    # given a row half an hour before this UTC month began (this month already in the session's
+    # zone) and one at the start of today (UTC)
+    admin, me = users.create(admin=True), users.create()
+    signed_in(psycopg_db, admin, me)
+    month_start = utc_today().replace(day=1)
+    before = dt.datetime.combine(month_start, dt.time(), dt.UTC) - dt.timedelta(minutes=30)
+    seed_usage(database_url, [Row(me.id, before, "chat", "gpt-6-luna", Decimal("7")),
+                              Row(me.id, utc_at(utc_today(), 0, 0), "chat", "gpt-6-luna", Decimal("0.5"))])
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("show timezone").fetchone() == (ZONE,)
+    admin_client = build_function_app(tmp_path, "admin", runtime).test_client()
+    # when an admin lists the user, reads them, and reads this month's usage by user and by day
+    listed = admin_client.get(f"/users?q={me.email}", headers=auth(admin)).json["items"]
+    detail = admin_client.get(f"/users/{me.id}", headers=auth(admin)).json
+    by_user = admin_client.get("/usage?group_by=user", headers=auth(admin)).json
+    by_day = admin_client.get("/usage?group_by=day", headers=auth(admin)).json
+    # then every figure is this UTC month's: the row before it began is not in it
+    assert [Decimal(u["cost_this_month_usd"]) for u in listed] == [Decimal("0.5")]
+    assert Decimal(detail["cost_this_month_usd"]) == Decimal("0.5")
+    assert Decimal(detail["budget"]["spent_usd"]) == Decimal("0.5") and detail["budget"]["month"] == str(month_start)
+    assert by_user["from"] == str(month_start) and by_user["to"] == str(utc_today())
+    assert [Decimal(r["cost_usd"]) for r in by_user["rows"] if r["key"] == me.id] == [Decimal("0.5")]
+    assert by_day["rows"][0]["key"] == str(month_start)
+    assert Decimal(by_day["rows"][-1]["cost_usd"]) >= Decimal("0.5")
+    assert Decimal(by_day["totals"]["cost_usd"]) == sum((Decimal(r["cost_usd"]) for r in by_day["rows"]), Decimal(0))
+
+
 def test_documents_are_costed_by_the_turns_that_cited_them(client: flask.testing.FlaskClient, users: UserFactory,
                                                            psycopg_db: Database) -> None:
     # given two documents of mine, one cited by two turns, the other by one of them
@@ -115,6 +148,44 @@ def test_documents_are_costed_by_the_turns_that_cited_them(client: flask.testing
     assert by_document == {a["id"]: ("a.txt", 2, Decimal("0.005")), b["id"]: ("b.txt", 1, Decimal("0.003"))}
     assert Decimal(report["totals"]["cost_usd"]) == Decimal("0.009")
     assert report["from"] == utc_today().replace(day=1).isoformat() and report["to"] == utc_today().isoformat()
+
+
+def test_documents_carry_their_storage_charged_to_the_owner(client: flask.testing.FlaskClient, users: UserFactory,
+                                                            psycopg_db: Database) -> None:
+    # given two documents of mine of the same size in my store, the second shared with a reader
+    # whose store holds it too, and a turn citing the first
+    me, reader = users.create(), users.create()
+    a = make_document(psycopg_db, me, name="a.txt")
+    b = make_document(psycopg_db, me, name="b.txt")
+    reader_store = psycopg_db.call("set_user_vector_store", {"p_vector_store_id": f"vs_{uuid.uuid4().hex[:16]}"},
+                                   Identity.backend(reader.id))["vector_store_id"]
+    share_with(psycopg_db, me, b, reader)
+    finish_turn(psycopg_db, me, begin_turn(psycopg_db, me), cost=Decimal("0.003"),
+                citations=[{"document_id": a["id"], "filename": "a.txt"}])
+    # and two UTC days of storage recorded by the registry's accrual, per store
+    day1, day2 = dt.date(2031, 5, 31), dt.date(2031, 6, 1)
+    for day in (day1, day2):
+        psycopg_db.call("registry_record_storage", {"p_day": day, "p_rows": [
+            {"vector_store_id": a["vector_store_id"], "usage_bytes": 2000, "gb_days": "0.2", "cost_usd": "0.02"},
+            {"vector_store_id": reader_store, "usage_bytes": 1000, "gb_days": "0.1", "cost_usd": "0.01"}]},
+            Identity.service())
+    # when I and the reader read those two days (the turn is today, outside them) and this month
+    mine = client.get(f"/?from={day1}&to={day2}", headers=auth(me)).json
+    theirs = client.get(f"/?from={day1}&to={day2}", headers=auth(reader)).json
+    this_month = client.get("/", headers=auth(me)).json
+
+    # then each document carries its share of my store (half each) and b also the reader's store,
+    # charged to me, the owner; the reader pays nothing for it
+    by_document = {d["document_id"]: (Decimal(d["storage_gb_days"]), Decimal(d["storage_cost_usd"]),
+                                      d["turns"], Decimal(d["cost_usd"])) for d in mine["by_document"]}
+    assert by_document == {a["id"]: (Decimal("0.2"), Decimal("0.02"), 0, Decimal("0.02")),
+                           b["id"]: (Decimal("0.4"), Decimal("0.04"), 0, Decimal("0.04"))}
+    assert Decimal(mine["totals"]["storage_cost_usd"]) == Decimal("0.06")
+    assert Decimal(mine["totals"]["storage_gb_days"]) == Decimal("0.6")
+    assert theirs["by_document"] == [] and Decimal(theirs["totals"]["storage_cost_usd"]) == 0
+    # and this month shows the turn that cited a, without the storage of other months
+    assert [(d["document_id"], d["turns"], Decimal(d["cost_usd"])) for d in this_month["by_document"]] == [
+        (a["id"], 1, Decimal("0.003"))]
 
 
 def _alerts(caplog: pytest.LogCaptureFixture, user_id: str) -> list[int]:
