@@ -389,8 +389,9 @@ begin
     select * into v_profile from public.user_profiles where id = p_user_id;
   end if;
   if not found then
-    insert into public.user_profiles as up (id, email, role)
-    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end
+    insert into public.user_profiles as up (id, email, role, monthly_budget_usd)
+    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end,
+           private.new_profile_budget(u.is_anonymous)
       from auth.users u where u.id = p_user_id
     on conflict (id) do update set last_seen_at = now()
     returning * into v_profile;

@@ -52,36 +52,7 @@ drop function if exists public.share_document(uuid, text);
 drop function if exists public.revoke_document_access(uuid, uuid);
 drop function if exists public.list_document_access(uuid);
 
--- acting_profile: the profile of the user the backend acts for (created on first sight from
--- auth.users: email and app_metadata's role, never user_metadata; an anonymous user's budget from
--- private.new_profile_budget). DC401 for an unknown user, DC410 for a disabled one.
-create or replace function private.acting_profile(p_user_id uuid) returns public.user_profiles
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_profile public.user_profiles;
-begin
-  if p_user_id is null then
-    perform private.fail('DC401', 'no acting user');
-  end if;
-  select * into v_profile from public.user_profiles where id = p_user_id;
-  if not found then
-    insert into public.user_profiles (id, email, role, monthly_budget_usd)
-    select u.id, u.email, case when u.raw_app_meta_data ->> 'role' = 'admin' then 'admin' else 'user' end,
-           private.new_profile_budget(u.is_anonymous)
-      from auth.users u where u.id = p_user_id
-    on conflict (id) do update set last_seen_at = now()
-    returning * into v_profile;
-    if v_profile.id is null then
-      perform private.fail('DC401', 'unknown user');
-    end if;
-  end if;
-  if v_profile.disabled then
-    perform private.fail('DC410', 'this account is disabled');
-  end if;
-  return v_profile;
-end;
-$$;
+drop function if exists private.backend_profile(uuid);
 
 -- The document the acting user owns, locked (the user must be active; a reader gets DC403, anyone
 -- else DC404): the first line of every backend-API function on one document.
@@ -89,7 +60,7 @@ create or replace function private.acting_owned_document(p_user_id uuid, p_docum
 returns public.documents
 language sql volatile security definer set search_path = ''
 as $$
-  select private.owned_document(p_document_id, (private.acting_profile(p_user_id)).id)
+  select private.owned_document(p_document_id, (private.backend_profile(p_user_id)).id)
 $$;
 
 -- A document as the backend sees it: what a user sees plus the OpenAI ids. Only backend-API results
@@ -128,7 +99,7 @@ create or replace function public.create_document(p_user_id uuid, p_name text, p
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  p public.user_profiles := private.acting_profile(p_user_id);
+  p public.user_profiles := private.backend_profile(p_user_id);
   v_name text := private.clean_text(p_name, 'name', 255);
   v_mime text := private.clean_text(p_mime_type, 'mime_type', 127);
   v_count bigint;
@@ -187,7 +158,7 @@ create or replace function public.set_user_vector_store(p_user_id uuid, p_vector
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  p public.user_profiles := private.acting_profile(p_user_id);
+  p public.user_profiles := private.backend_profile(p_user_id);
   v_store text;
 begin
   if p_vector_store_id is null or p_vector_store_id !~ '^[A-Za-z0-9_-]{1,100}$' then
@@ -214,7 +185,7 @@ create or replace function public.finish_document_upload(p_user_id uuid, p_docum
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  p public.user_profiles := private.acting_profile(p_user_id);
+  p public.user_profiles := private.backend_profile(p_user_id);
   d public.documents := private.owned_document(p_document_id, p.id);
 begin
   if p_status is null or p_status not in ('processing', 'ready') then

@@ -145,7 +145,7 @@ create or replace function public.accept_document_invitation(p_user_id uuid, p_s
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  p public.user_profiles := private.acting_profile(p_user_id);
+  p public.user_profiles := private.backend_profile(p_user_id);
   s public.document_shares := private.my_invitation(p.id, p_share_id);
   d public.documents;
 begin
@@ -194,7 +194,7 @@ create or replace function public.leave_document_share(p_user_id uuid, p_documen
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
-  p public.user_profiles := private.acting_profile(p_user_id);
+  p public.user_profiles := private.backend_profile(p_user_id);
   v_share uuid;
   v_file text;
 begin
