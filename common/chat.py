@@ -30,6 +30,7 @@ from common.errors import (
     ConflictError,
     DatabaseUnavailableError,
     IdempotencyInProgressError,
+    IdempotencyMismatchError,
     UpstreamError,
 )
 from common.pricing import PriceTable
@@ -78,12 +79,15 @@ def begin_turn(parts: ChatParts, user_id: str, ask: TurnAsk) -> dict[str, Any]:
     A request id (``Idempotency-Key``) that already began a turn is a replay: a completed turn is
     answered again as stored (:func:`run_turn` yields it without asking OpenAI); one still running
     raises IdempotencyInProgressError (409, Retry-After); a failed one raises ConflictError (409)
-    naming its error code, since asking again needs a new key."""
+    naming its error code, since asking again needs a new key. The key sent with another message (or
+    session) raises IdempotencyMismatchError (422)."""
     begun = chat_ledger.begin(parts.database, user_id, request_id=ask.request_id, message=ask.message,
                               max_cost_usd=reservation(parts), session_id=ask.session_id,
                               document_ids=ask.document_ids, max_turns_per_minute=parts.limits.turns_per_minute,
                               max_message_chars=parts.limits.max_message_chars)
     if begun["replayed"]:
+        if not begun["same_request"]:
+            raise IdempotencyMismatchError("This Idempotency-Key began a turn with another message.")
         status = begun["message"]["status"]
         extra = {"session_id": str(begun["session"]["id"]), "message_id": str(begun["assistant_message_id"])}
         if status == "pending":
@@ -138,7 +142,7 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
                               response_id=announced[0] if announced else None) from error
     if result is None:  # pragma: no cover - ChatModel.stream ends with a TurnResult or raises
         raise UpstreamError("OpenAI's stream ended without a final response.")
-    finished, _citations = _settle(parts, user_id, message_id, result, conversation_id,
+    finished = _settle(parts, user_id, message_id, result, conversation_id,
                                   latency_ms=round((time.monotonic() - started) * 1000))
     if finished["message"]["status"] == "failed":
         raise UpstreamError("OpenAI could not answer this turn.", extra={"error_code": finished["message"]["error_code"]})
@@ -191,7 +195,7 @@ def _record_failure(parts: ChatParts, user_id: str, message_id: str, conversatio
 
 
 def _settle(parts: ChatParts, user_id: str, message_id: str, result: Any, conversation_id: str | None, *,
-            latency_ms: int) -> tuple[dict[str, Any], list[Any]]:
+            latency_ms: int) -> dict[str, Any]:
     """Store the response; a database failure is retried briefly (idempotent by response id), then
     DatabaseUnavailableError with the response id logged at ERROR (the registry refresh settles it)."""
     for attempt in range(FINISH_ATTEMPTS):

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from common.citations import CitedPassage, quote_citations
+from common.citations import quote_citations
 from common.db.base import Database, Identity
 from common.pricing import PriceTable, TokenUsage
 
@@ -83,12 +83,12 @@ def failure_code(code: object, fallback: str) -> str:
 
 
 def settle_result(db: Database, user_id: str, *, message_id: str, result: Any, prices: PriceTable, model: str,
-                  latency_ms: int, conversation_id: str | None) -> tuple[dict[str, Any], list[CitedPassage]]:
+                  latency_ms: int, conversation_id: str | None) -> dict[str, Any]:
     """Record a response OpenAI ended (a ``common.openai.responses.TurnResult`` whose ``settled`` is
     true), priced by ``model`` (the model asked for: OpenAI may answer with a dated snapshot name).
     Completed or incomplete: finish_chat_turn with the quoted citations, the retrieved chunks, the
     usage, the cost and the incomplete reason; failed or cancelled: fail_chat_turn with what it
-    billed. Returns the SQL answer and the citations. Idempotent by response id; raises what the
+    billed. Returns the SQL answer (``{message, ...}``). Idempotent by response id; raises what the
     database call raises (ConflictError for a turn settled otherwise)."""
     cost = prices.turn_cost(model, result.usage)
     rows = usage_rows(model, result.usage, cost.tokens, cost.file_search)
@@ -97,7 +97,7 @@ def settle_result(db: Database, user_id: str, *, message_id: str, result: Any, p
                       error_message=result.error or f"OpenAI's response ended {result.status}.", usage_rows=rows,
                       cost_usd=cost.total, price_version=cost.price_version, response_id=result.response_id,
                       conversation_id=conversation_id)
-        return failed, []
+        return failed
     citations = quote_citations(result.text, result.citations, result.retrieved)
     args: dict[str, Any] = {
         "p_message_id": message_id, "p_response_id": result.response_id, "p_model": result.model,
@@ -110,7 +110,7 @@ def settle_result(db: Database, user_id: str, *, message_id: str, result: Any, p
     if conversation_id is not None:
         args["p_conversation_id"] = conversation_id
     finished: dict[str, Any] = db.call("finish_chat_turn", args, Identity.backend(user_id))
-    return finished, citations
+    return finished
 
 
 def fail(db: Database, user_id: str, *, message_id: str, error_code: str, error_message: str,

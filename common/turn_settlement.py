@@ -93,7 +93,7 @@ def _settle_one(db: Database, chat: Any, prices: PriceTable, model: str, turn: d
         _log(turn, "failed", "response_not_found")
         return "failed"
     if result.settled:
-        settled, _ = chat_ledger.settle_result(db, user_id, message_id=message_id, result=result, prices=prices,
+        settled = chat_ledger.settle_result(db, user_id, message_id=message_id, result=result, prices=prices,
                                                model=model, latency_ms=age_ms, conversation_id=result.conversation_id)
         status = settled["message"]["status"]
         _log(turn, "finished" if status == "complete" else "failed", result.status,

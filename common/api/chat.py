@@ -99,7 +99,7 @@ ROUTES = [
     Route("POST", "/", chat, body=ChatIn, response=TurnOut,
           events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationOut), ("done", TurnOut),
                   ("error", Problem)),
-          errors=(400, 402, 403, 404, 409, 413, 429, 502, 503),
+          errors=(400, 402, 403, 404, 409, 413, 422, 429, 502, 503),
           codes=((402, "`budget_exceeded`: the monthly budget cannot hold this turn; with `spent_usd`, "
                        "`reserved_usd`, `monthly_budget_usd` and `resets_on` (the first day of the next UTC month)"),
                  (403, "`user_disabled`: the account is disabled"),
@@ -107,6 +107,8 @@ ROUTES = [
                  (409, "`idempotency_in_progress`: the turn of this Idempotency-Key is still running (see "
                        "Retry-After); `conflict`: it failed (its `error_code` given), ask again with a new key. "
                        "A completed turn's key answers the stored turn again"),
+                 (422, "`idempotency_key_reused`: this Idempotency-Key began a turn with another message; "
+                       "`validation_failed`: the body does not match the schema"),
                  (413, "`payload_too_large`: the message is longer than CHAT_MAX_MESSAGE_CHARS"),
                  (429, "`rate_limited`: too many turns this minute, or OpenAI's rate limit; see Retry-After"),
                  (502, "`upstream_error`: OpenAI refused or failed the answer; when its stream broke after "

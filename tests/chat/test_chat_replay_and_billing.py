@@ -47,6 +47,11 @@ def test_a_replayed_key_answers_the_stored_turn_without_asking_openai_again(
     assert again.json["session_id"] == first.json["session_id"] and _responses_posts(standin) == 0
     assert len(history(apps, user, first.json["session_id"])) == 2
     assert len(usage_rows_of(database_url, first.json["message"]["id"])) == 2
+    # And the key sent with another question is refused, storing nothing
+    other = apps.chat.post("/", headers=auth(user, **{"Idempotency-Key": "turn-key-0001"}),
+                           json={"message": "Something else entirely?"})
+    assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
+    assert len(history(apps, user, first.json["session_id"])) == 2
 
 
 def test_a_key_whose_turn_is_running_is_409_and_one_that_failed_is_409_with_its_code(
