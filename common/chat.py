@@ -8,9 +8,11 @@ from OpenAI -> quotes for its citations -> finish (one SQL call: answer, citatio
 recorded on the turn (the user's message stays, the reservation is released, only what OpenAI
 billed is charged). The response id is stored at ``response.created``, before anything else can
 fail: a stream that breaks after it leaves the turn pending, and the registry refresh settles it
-from OpenAI (:mod:`common.turn_settlement`). Citations are sent once resolved: a quote needs the
-whole sentence it supports and the retrieved chunks, which arrive with the final response. The same generator serves a streamed answer and a collected one
-(:func:`collect_turn`). Every OpenAI call goes through ``ChatModel`` and every chat-turn SQL call
+from OpenAI (:mod:`common.turn_settlement`). A citation is sent twice: as it arrives in the stream
+(``provisional: true``: its document, no quote yet), and resolved with its quote once the answer is
+stored (``provisional: false``, as the history shows it): a quote needs the whole sentence it
+supports and the retrieved chunks, which come with the final response. The same generator serves a
+streamed answer and a collected one (:func:`collect_turn`). Every OpenAI call goes through ``ChatModel`` and every chat-turn SQL call
 through :mod:`common.chat_ledger`.
 """
 
@@ -24,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from common import chat_ledger
+from common.citations import provisional_citation
 from common.db.base import Database
 from common.errors import (
     AppError,
@@ -102,7 +105,7 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
     """The turn's events after :func:`begin_turn`; see the module docstring. Raises the turn's error
     (RateLimitedError 429, UpstreamUnavailableError or OpenAIQuotaExhaustedError 503, UpstreamError
     502, DatabaseUnavailableError 503)."""
-    from common.openai.responses import TextDelta, TurnRequest, TurnResult
+    from common.openai.responses import CitationFound, TextDelta, TurnRequest, TurnResult
 
     session_id = str(begun["session"]["id"])
     message_id = str(begun["assistant_message_id"])
@@ -135,6 +138,8 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
                 result = item
             elif isinstance(item, TextDelta):
                 yield "delta", {"text": item.text}
+            elif isinstance(item, CitationFound):
+                yield "citation", {**provisional_citation(item.filename, item.index), "provisional": True}
     except AppError as error:
         if recorded:
             raise _left_for_settlement(message_id, recorded[0], error) from error
@@ -151,10 +156,11 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
 
 
 def _answer_events(session_id: str, stored: dict[str, Any], session: dict[str, Any]) -> Iterator[Event]:
-    """``citation`` for each resolved citation, then ``done`` with the stored message."""
+    """``citation`` for each resolved citation (as stored, ``provisional: false``), then ``done`` with
+    the stored message."""
     message = message_out(stored)
     for citation in message["citations"]:
-        yield "citation", citation
+        yield "citation", {**citation, "provisional": False}
     yield "done", {"session_id": session_id, "message": message, "session": session_out(session),
                    "usage": message["usage"], "cost_usd": message["cost_usd"]}
 

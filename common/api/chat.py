@@ -58,6 +58,13 @@ class SessionEvent(pydantic.BaseModel):
     assistant_message_id: uuid.UUID
 
 
+class CitationEvent(CitationOut):
+    """A citation of the answer: first as it arrives (``provisional``: its document, no quote yet), then
+    resolved with its quote once the answer is stored (as the history shows it)."""
+
+    provisional: bool
+
+
 class DeltaEvent(pydantic.BaseModel):
     """The next piece of the answer's text."""
 
@@ -97,7 +104,7 @@ def chat(ctx: RequestContext) -> Any:
 
 ROUTES = [
     Route("POST", "/", chat, body=ChatIn, response=TurnOut,
-          events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationOut), ("done", TurnOut),
+          events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationEvent), ("done", TurnOut),
                   ("error", Problem)),
           errors=(400, 402, 403, 404, 409, 413, 422, 429, 502, 503),
           codes=((402, "`budget_exceeded`: the monthly budget cannot hold this turn; with `spent_usd`, "
