@@ -6,8 +6,13 @@ from OpenAI -> quotes for its citations -> finish (one SQL call: answer, citatio
 :func:`run_turn` yields ``(event, data)`` pairs — ``session``, ``delta``..., ``citation``...,
 ``done`` — and raises an :class:`~common.errors.AppError` when the turn fails; by then the failure is
 recorded on the turn (the user's message stays, the reservation is released, only what OpenAI
-billed is charged). The same generator serves a streamed answer and a collected one
-(:func:`collect_turn`). Every OpenAI call goes through ``ChatModel`` and every chat-turn SQL call
+billed is charged). The response id is stored at ``response.created``, before anything else can
+fail: a stream that breaks after it leaves the turn pending, and the registry refresh settles it
+from OpenAI (:mod:`common.turn_settlement`). A citation is sent twice: as it arrives in the stream
+(``provisional: true``: its document, no quote yet), and resolved with its quote once the answer is
+stored (``provisional: false``, as the history shows it): a quote needs the whole sentence it
+supports and the retrieved chunks, which come with the final response. The same generator serves a
+streamed answer and a collected one (:func:`collect_turn`). Every OpenAI call goes through ``ChatModel`` and every chat-turn SQL call
 through :mod:`common.chat_ledger`.
 """
 
@@ -21,17 +26,17 @@ from decimal import Decimal
 from typing import Any
 
 from common import chat_ledger
-from common.citations import quote_citations
-from common.db.base import Database, Identity
+from common.citations import provisional_citation
+from common.db.base import Database
 from common.errors import (
     AppError,
     ConflictError,
     DatabaseUnavailableError,
-    RateLimitedError,
+    IdempotencyInProgressError,
+    IdempotencyMismatchError,
     UpstreamError,
-    UpstreamUnavailableError,
 )
-from common.pricing import PriceTable, TokenUsage
+from common.pricing import PriceTable
 from common.sessions import message_out, session_out
 from common.settings import ChatSettings, OpenAISettings
 
@@ -70,71 +75,93 @@ def reservation(parts: ChatParts) -> Decimal:
                                       max_tool_calls=parts.openai.max_tool_calls)
 
 
-def begin_turn(parts: ChatParts, identity: Identity, ask: TurnAsk) -> dict[str, Any]:
-    """Open the turn in the database; raises NotFoundError, BudgetExceededError, RateLimitedError,
-    UserDisabledError or InvalidInputError before any OpenAI call, and ConflictError when this
-    request id already began a turn (its answer is in the session's history)."""
-    begun = chat_ledger.begin(parts.database, identity, request_id=ask.request_id, message=ask.message,
-                             max_cost_usd=reservation(parts), session_id=ask.session_id,
-                             document_ids=ask.document_ids, max_turns_per_minute=parts.limits.turns_per_minute,
-                             max_message_chars=parts.limits.max_message_chars)
+def begin_turn(parts: ChatParts, user_id: str, ask: TurnAsk) -> dict[str, Any]:
+    """Open the turn in the database (one call); raises NotFoundError, BudgetExceededError,
+    RateLimitedError, PayloadTooLargeError, UserDisabledError or InvalidInputError before any OpenAI call.
+
+    A request id (``Idempotency-Key``) that already began a turn is a replay: a completed turn is
+    answered again as stored (:func:`run_turn` yields it without asking OpenAI); one still running
+    raises IdempotencyInProgressError (409, Retry-After); a failed one raises ConflictError (409)
+    naming its error code, since asking again needs a new key. The key sent with another message (or
+    session) raises IdempotencyMismatchError (422)."""
+    begun = chat_ledger.begin(parts.database, user_id, request_id=ask.request_id, message=ask.message,
+                              max_cost_usd=reservation(parts), session_id=ask.session_id,
+                              document_ids=ask.document_ids, max_turns_per_minute=parts.limits.turns_per_minute,
+                              max_message_chars=parts.limits.max_message_chars)
     if begun["replayed"]:
-        raise ConflictError("This request already began a turn; its answer is in the session's history.",
-                            extra={"session_id": str(begun["session"]["id"])})
+        if not begun["same_request"]:
+            raise IdempotencyMismatchError("This Idempotency-Key began a turn with another message.")
+        status = begun["message"]["status"]
+        extra = {"session_id": str(begun["session"]["id"]), "message_id": str(begun["assistant_message_id"])}
+        if status == "pending":
+            raise IdempotencyInProgressError("The turn of this Idempotency-Key is still running.", extra=extra)
+        if status == "failed":
+            raise ConflictError("The turn of this Idempotency-Key failed; ask again with a new key.",
+                                extra={**extra, "error_code": begun["message"]["error_code"]})
     return begun
 
 
-def run_turn(parts: ChatParts, identity: Identity, ask: TurnAsk, begun: dict[str, Any]) -> Iterator[Event]:
+def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]) -> Iterator[Event]:
     """The turn's events after :func:`begin_turn`; see the module docstring. Raises the turn's error
-    (RateLimitedError 429, UpstreamUnavailableError 503, UpstreamError 502, DatabaseUnavailableError 503)."""
-    from common.openai.responses import TextDelta, TurnRequest, TurnResult
+    (RateLimitedError 429, UpstreamUnavailableError or OpenAIQuotaExhaustedError 503, UpstreamError
+    502, DatabaseUnavailableError 503)."""
+    from common.openai.responses import CitationFound, TextDelta, TurnRequest, TurnResult
 
     session_id = str(begun["session"]["id"])
     message_id = str(begun["assistant_message_id"])
     yield "session", {"session_id": session_id, "user_message_id": str(begun["user_message_id"]),
                       "assistant_message_id": message_id}
+    if begun["replayed"]:
+        yield from _answer_events(session_id, begun["message"], begun["session"])
+        return
     started = time.monotonic()
-    conversation_id = begun.get("conversation_id")
+    conversation_id: str | None = begun.get("conversation_id")
+    announced: list[str] = []  # the response id, once OpenAI has made the response
+    recorded: list[str] = []  # ... and once the database holds it
+
+    def on_created(response_id: str) -> None:
+        announced.append(response_id)
+        chat_ledger.record_response(parts.database, user_id, message_id=message_id, response_id=response_id,
+                                    conversation_id=conversation_id)
+        recorded.append(response_id)
+
     result: Any = None
     try:
         if conversation_id is None:
             conversation_id = parts.model.create_conversation(session_id=session_id)
-        turn = TurnRequest(user_id=str(identity.user_id), message=ask.message, session_id=session_id,
-                           message_id=message_id, vector_store_id=begun.get("vector_store_id"),
+        turn = TurnRequest(user_id=user_id, message=ask.message, session_id=session_id, message_id=message_id,
+                           vector_store_id=begun.get("vector_store_id"),
                            document_ids=[str(d) for d in begun.get("document_ids") or []],
                            conversation_id=conversation_id)
-        for item in parts.model.stream(turn):
+        for item in parts.model.stream(turn, on_created=on_created):
             if isinstance(item, TurnResult):
                 result = item
             elif isinstance(item, TextDelta):
                 yield "delta", {"text": item.text}
-        if result is None:
-            raise UpstreamError("OpenAI's stream ended without a final response.")
+            elif isinstance(item, CitationFound):
+                yield "citation", {**provisional_citation(item.filename, item.index), "provisional": True}
     except AppError as error:
-        raise _record_failure(parts, identity, message_id, conversation_id, error) from error
-    # Today's ChatModel.stream announces the response id only with its result; a stream that calls
-    # on_created(response_id) at response.created gets this call as that hook instead.
-    chat_ledger.record_response(parts.database, identity, message_id=message_id, response_id=result.response_id,
-                                conversation_id=conversation_id)
-    # Priced by the model asked for: OpenAI may answer with a dated snapshot name of it.
-    usage: TokenUsage = result.usage
-    cost = parts.prices.turn_cost(parts.openai.model, usage)
-    rows = usage_rows(parts.openai.model, usage, cost.tokens, cost.file_search)
-    if result.status == "failed":
-        failure = UpstreamError("OpenAI could not answer this turn.")
-        _record_failure(parts, identity, message_id, conversation_id, failure, rows=rows, cost=cost.total,
-                        response_id=result.response_id)
-        raise failure
-    citations = quote_citations(result.text, result.citations, result.retrieved)
-    for citation in citations:
-        yield "citation", citation.as_json()
-    finished = _finish(parts, identity, message_id, result, citations=[c.as_json() for c in citations],
-                       retrieval=[{"document_id": c.document_id, "text": c.text, "score": c.score}
-                                  for c in result.retrieved],
-                       usage=usage, rows=rows, cost=cost.total, conversation_id=conversation_id,
-                       latency_ms=round((time.monotonic() - started) * 1000))
-    message = message_out(finished["message"])
-    yield "done", {"session_id": session_id, "message": message, "session": session_out(finished["session"]),
+        if recorded:
+            raise _left_for_settlement(message_id, recorded[0], error) from error
+        raise _record_failure(parts, user_id, message_id, conversation_id, error,
+                              response_id=announced[0] if announced else None) from error
+    if result is None:  # pragma: no cover - ChatModel.stream ends with a TurnResult or raises
+        raise UpstreamError("OpenAI's stream ended without a final response.")
+    finished = _settle(parts, user_id, message_id, result, conversation_id,
+                                  latency_ms=round((time.monotonic() - started) * 1000))
+    if finished["message"]["status"] == "failed":
+        raise UpstreamError("OpenAI could not answer this turn.", extra={"error_code": finished["message"]["error_code"]})
+    _alert_budget(parts.database, user_id)
+    yield from _answer_events(session_id, finished["message"], finished["session"])
+
+
+def _answer_events(session_id: str, stored: dict[str, Any], session: dict[str, Any]) -> Iterator[Event]:
+    """``citation`` for each resolved citation (as stored, ``provisional: false``), then ``done`` with
+    the stored message."""
+    message = message_out(stored)
+    for citation in message["citations"]:
+        yield "citation", {**citation, "provisional": False}
+    yield "done", {"session_id": session_id, "message": message, "session": session_out(session),
                    "usage": message["usage"], "cost_usd": message["cost_usd"]}
 
 
@@ -144,68 +171,44 @@ def collect_turn(events: Iterator[Event]) -> dict[str, Any]:
     for name, data in events:
         if name == "done":
             done = data
-    if done is None:
+    if done is None:  # pragma: no cover - run_turn ends with done or raises
         raise UpstreamError("The turn ended without an answer.")
     return done
 
 
-def usage_rows(model: str, usage: TokenUsage, token_cost: Decimal, search_cost: Decimal) -> list[dict[str, Any]]:
-    """The ledger rows of one answered turn: tokens (by kind), and file-search calls when any ran."""
-    rows: list[dict[str, Any]] = [{
-        "service": "chat", "model": model, "input_tokens": usage.input_tokens, "cached_tokens": usage.cached_tokens,
-        "cache_write_tokens": usage.cache_write_tokens, "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens, "cost_usd": token_cost}]
-    if usage.file_search_calls:
-        rows.append({"service": "file_search", "model": model, "tool_calls": usage.file_search_calls,
-                     "quantity": usage.file_search_calls, "cost_usd": search_cost})
-    return rows
+def _left_for_settlement(message_id: str, response_id: str, error: AppError) -> AppError:
+    """The stream broke after OpenAI made the response: it may still finish and bill, so the turn
+    stays pending with its response id and the registry refresh settles it from OpenAI."""
+    log.warning("chat turn %s lost its stream (%s); OpenAI response %s is left for settlement", message_id,
+                error.code, response_id)
+    return UpstreamError("The answer's stream broke; the answer is settled from OpenAI and appears in the "
+                         "session's history.", extra={"message_id": message_id})
 
 
-def _turn_error(error: AppError) -> AppError:
-    """OpenAI's 429 ``insufficient_quota`` is an outage of the account, not a rate: 503."""
-    cause = error.__cause__
-    if isinstance(error, RateLimitedError) and getattr(cause, "code", None) == "insufficient_quota":
-        return UpstreamUnavailableError("The AI provider's quota is exhausted.", extra=error.extra)
-    return error
-
-
-def _failure_code(error: AppError) -> str:
-    cause = error.__cause__
-    code = getattr(cause, "code", None)
-    return code if isinstance(code, str) and code else error.code
-
-
-def _record_failure(parts: ChatParts, identity: Identity, message_id: str, conversation_id: str | None,
-                    error: AppError, *, rows: list[dict[str, Any]] | None = None, cost: Decimal = Decimal(0),
-                    response_id: str | None = None) -> AppError:
-    """Record the turn as failed; returns the error to answer with (the database's when even the
-    failure cannot be recorded: the turn stays pending and is settled later)."""
-    answer = _turn_error(error)
+def _record_failure(parts: ChatParts, user_id: str, message_id: str, conversation_id: str | None,
+                    error: AppError, *, response_id: str | None) -> AppError:
+    """Record the turn as failed, with no cost (OpenAI did not run it); returns the error to answer
+    with (the database's when even the failure cannot be recorded: the turn stays pending and is
+    settled later)."""
     try:
-        chat_ledger.fail(parts.database, identity, message_id=message_id, error_code=_failure_code(error),
-                         error_message=error.detail, usage_rows=rows or [], cost_usd=cost,
-                         response_id=response_id, conversation_id=conversation_id)
+        chat_ledger.fail(parts.database, user_id, message_id=message_id,
+                         error_code=chat_ledger.failure_code(getattr(error.__cause__, "code", None), error.code),
+                         error_message=error.detail, response_id=response_id, conversation_id=conversation_id)
     except DatabaseUnavailableError as db_error:
         log.error("chat turn %s failed (%s) and the failure could not be recorded", message_id, error.code)
         return db_error
-    return answer
+    return error
 
 
-def _finish(parts: ChatParts, identity: Identity, message_id: str, result: Any, *, citations: list[dict[str, Any]],
-            retrieval: list[dict[str, Any]], usage: TokenUsage, rows: list[dict[str, Any]], cost: Decimal,
-            conversation_id: str | None, latency_ms: int) -> dict[str, Any]:
-    """Store the answer; a database failure is retried briefly (finish is idempotent by response id),
-    then DatabaseUnavailableError with the response id logged at ERROR."""
-    usage_json = {"input_tokens": usage.input_tokens, "cached_tokens": usage.cached_tokens,
-                  "cache_write_tokens": usage.cache_write_tokens, "output_tokens": usage.output_tokens,
-                  "reasoning_tokens": usage.reasoning_tokens, "file_search_calls": usage.file_search_calls}
+def _settle(parts: ChatParts, user_id: str, message_id: str, result: Any, conversation_id: str | None, *,
+            latency_ms: int) -> dict[str, Any]:
+    """Store the response; a database failure is retried briefly (idempotent by response id), then
+    DatabaseUnavailableError with the response id logged at ERROR (the registry refresh settles it)."""
     for attempt in range(FINISH_ATTEMPTS):
         try:
-            return chat_ledger.finish(
-                parts.database, identity, message_id=message_id, response_id=result.response_id, model=result.model,
-                content=result.text, citations=citations, retrieval=retrieval, usage=usage_json, usage_rows=rows,
-                cost_usd=cost, price_version=None, latency_ms=latency_ms,
-                incomplete_reason=result.incomplete_reason, conversation_id=conversation_id)
+            return chat_ledger.settle_result(parts.database, user_id, message_id=message_id, result=result,
+                                             prices=parts.prices, model=parts.openai.model, latency_ms=latency_ms,
+                                             conversation_id=conversation_id)
         except DatabaseUnavailableError as error:
             if attempt + 1 == FINISH_ATTEMPTS:
                 log.error("chat turn %s answered by OpenAI response %s could not be stored", message_id,
@@ -213,3 +216,14 @@ def _finish(parts: ChatParts, identity: Identity, message_id: str, result: Any, 
                 raise DatabaseUnavailableError("The answer could not be stored; it will be settled later.") from error
             time.sleep(FINISH_BACKOFF_SECONDS[attempt])
     raise AssertionError("unreachable")
+
+
+def _alert_budget(db: Database, user_id: str) -> None:
+    """Log the budget alerts this turn's cost reached. The answer is stored by now: a database
+    failure here is logged, and the alert is recorded by the next turn or usage report."""
+    from common.usage import record_budget_alerts
+
+    try:
+        record_budget_alerts(db, user_id)
+    except DatabaseUnavailableError as error:
+        log.error("budget alerts of user %s could not be recorded after a turn: %s", user_id, error.code)

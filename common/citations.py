@@ -19,7 +19,7 @@ MAX_SENTENCES = 3
 MIN_CLAIM_WORDS = 3
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)", re.MULTILINE)
-_DOCUMENT_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}__")
+_DOCUMENT_PREFIX = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})__")
 _COMMON = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were with "
     "based documents document".split())
@@ -46,6 +46,15 @@ class _Chunk:
     file_id: str
     text: str
     score: float
+
+
+def provisional_citation(filename: str, index: int) -> dict[str, object]:
+    """A citation as it arrives in the stream, before it can be quoted (the quote needs the whole
+    answer and the retrieved chunks, which come with the final response): the document named by the
+    file's name (``<document_id>__<name>``, never the OpenAI file id), ``quote`` and ``score`` null."""
+    match = _DOCUMENT_PREFIX.match(filename)
+    return {"document_id": match.group(1) if match else None, "name": _DOCUMENT_PREFIX.sub("", filename),
+            "quote": None, "score": None, "index": index}
 
 
 def words(text: str) -> set[str]:

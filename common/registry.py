@@ -7,6 +7,10 @@ to take (remove a file, detach it from a store, attach an adopted file). An erro
 counted and the run goes on. When the time budget runs out the run stops cleanly between pages and
 leaves a cursor; the next run continues from it. One summary log line (event ``registry_run``)
 carries the figures the alerts read.
+
+Before the pages, a run performs its *steps*: named housekeeping passes handed in by the caller
+(the scheduled function settles stale chat turns and sweeps orphan vector stores), each returning
+figures that are added to the run's; a step that fails is counted as an error and the run goes on.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,8 @@ if TYPE_CHECKING:  # imported by the first run, not at cold start
 
 log = logging.getLogger(__name__)
 SERVICE = Identity.service()
+# A housekeeping pass of a run: its name and a callable returning its figures.
+RunStep = tuple[str, Callable[[], Mapping[str, int]]]
 STORE_PAGE_SIZE = 100
 FILE_PAGE_SIZE = 1000
 MAX_ERROR_SAMPLES = 20
@@ -52,6 +58,12 @@ class RunFigures:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     duration_ms: int = 0
+    steps: dict[str, int] = field(default_factory=dict)
+
+    def recorded(self) -> dict[str, Any]:
+        """The figures as the run records them (the steps' figures beside the others)."""
+        figures = asdict(self)
+        return {**figures.pop("steps"), **figures}
 
     def error(self, what: str, exc: AppError) -> None:
         self.errors += 1
@@ -72,8 +84,10 @@ class RegistryRun:
     """One run; build it and call :meth:`execute`."""
 
     def __init__(self, db: Database, files: DocumentFiles, prices: PriceTable, settings: RegistrySettings, *,
-                 clock: Callable[[], float] = time.monotonic, today: Callable[[], dt.date] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, today: Callable[[], dt.date] | None = None,
+                 steps: Sequence[RunStep] = ()) -> None:
         self.db, self.files, self.prices, self.settings = db, files, prices, settings
+        self.steps = tuple(steps)
         self.clock = clock
         self.today = today or (lambda: dt.datetime.now(dt.timezone.utc).date())
         self.figures = RunFigures()
@@ -91,6 +105,7 @@ class RegistryRun:
         self.run_id, self.deadline = begun["run_id"], self.started + self.settings.time_budget_seconds
         cursor: dict[str, Any] = begun["cursor"] or {"phase": "stores"}
         try:
+            self._run_steps()
             stores = [s for page in self.files.store_pages() for s in page]
             self.figures.stores = len(stores)
             if begun["storage_day"] != self.today().isoformat():
@@ -107,6 +122,16 @@ class RegistryRun:
             self._finish("failed", cursor=cursor, error=f"{exc.code}: {exc.detail}")
             raise
         return self._finish("completed", cycle_complete=True)
+
+    def _run_steps(self) -> None:
+        for name, step in self.steps:
+            try:
+                figures = step()
+            except AppError as exc:
+                self.figures.error(name, exc)
+                continue
+            for key, value in figures.items():
+                self.figures.steps[key] = self.figures.steps.get(key, 0) + value
 
     def _check_time(self, cursor: dict[str, Any]) -> None:
         if self.clock() >= self.deadline:
@@ -220,7 +245,7 @@ class RegistryRun:
                 error: str | None = None) -> dict[str, Any]:
         self.figures.duration_ms = int((self.clock() - self.started) * 1000)
         run = self._call("registry_finish_run", {
-            "p_run_id": self.run_id, "p_status": status, "p_figures": asdict(self.figures),
+            "p_run_id": self.run_id, "p_status": status, "p_figures": self.figures.recorded(),
             "p_cursor": cursor, "p_cycle_complete": cycle_complete, "p_error": error, "p_attached": self.attached})
         figures = run["figures"]
         self.figures.missing = figures.get("missing", 0)

@@ -22,10 +22,10 @@ _SESSION_FIELDS = ("id", "title", "message_count", "last_message_at", "document_
 
 
 def session_out(session: dict[str, Any]) -> dict[str, Any]:
-    """A session as the API shows it (no OpenAI ids); ``cost_usd`` and ``snippet`` when known."""
+    """A session as the API shows it (no OpenAI ids): with its message count, last activity and cost
+    (kept on the session row by the turn functions), and ``snippet`` when it was found by a search."""
     out = {name: session.get(name) for name in _SESSION_FIELDS}
-    cost = session.get("cost_usd")
-    out["cost_usd"] = None if cost is None else Decimal(str(cost))
+    out["cost_usd"] = Decimal(str(session["cost_usd"]))
     if "snippet" in session:
         out["snippet"] = session["snippet"]
     return out
@@ -41,7 +41,8 @@ def message_out(message: dict[str, Any]) -> dict[str, Any]:
         "usage": {"input_tokens": message.get("input_tokens"), "cached_tokens": message.get("cached_tokens"),
                   "output_tokens": message.get("output_tokens"), "reasoning_tokens": message.get("reasoning_tokens"),
                   "file_search_calls": message.get("file_search_calls")},
-        "cost_usd": message.get("cost_usd"), "error_code": message.get("error_code"),
+        "cost_usd": message.get("cost_usd"), "incomplete_reason": message.get("incomplete_reason"),
+        "error_code": message.get("error_code"),
         "created_at": message["created_at"], "completed_at": message.get("completed_at"),
     }
 
@@ -60,8 +61,7 @@ def create_session(db: Database, identity: Identity, title: str | None,
         args["p_title"] = title
     if document_ids is not None:
         args["p_document_ids"] = document_ids
-    created = db.call("create_session", args, identity)
-    return session_out({**created, "cost_usd": 0})
+    return session_out(db.call("create_session", args, identity))
 
 
 def list_sessions(db: Database, identity: Identity, *, limit: int, cursor: str | None,
@@ -79,18 +79,20 @@ def list_sessions(db: Database, identity: Identity, *, limit: int, cursor: str |
 
 def get_session(db: Database, identity: Identity, session_id: str) -> dict[str, Any]:
     """One of the caller's sessions; NotFoundError for a missing or another user's."""
-    return session_out(db.call("get_my_session", {"p_session_id": session_id}, identity))
+    return session_out(db.call("get_session", {"p_session_id": session_id}, identity))
 
 
 def rename_session(db: Database, identity: Identity, session_id: str, title: str) -> dict[str, Any]:
-    """Give a session a new title; returns it."""
-    db.call("rename_session", {"p_session_id": session_id, "p_title": title}, identity)
-    return get_session(db, identity, session_id)
+    """Give a session a new title (one call); returns it. NotFoundError for a missing or another user's."""
+    return session_out(db.call("rename_session", {"p_session_id": session_id, "p_title": title}, identity))
 
 
 def delete_session(db: Database, identity: Identity, session_id: str, chat_model: Callable[[], Any]) -> None:
     """Delete the session's OpenAI conversation, then the session and its messages (usage rows stay).
-    The conversation goes first: if OpenAI fails nothing is deleted and a retry finishes the job."""
+    The conversation goes first: if OpenAI fails nothing is deleted and a retry finishes the job
+    (OpenAI has no ``conversations.list``, so a conversation whose session row is gone could never be
+    found again). Hence two SQL calls: read the conversation id, then delete. NotFoundError for a
+    missing or another user's session, ConflictError while a turn of it is still running."""
     session = db.call("get_session", {"p_session_id": session_id}, identity)
     conversation_id = session.get("openai_conversation_id")
     if conversation_id:

@@ -1,25 +1,24 @@
--- Sessions as their owner reads them: listed with their cost, searched by full text over titles and
--- message text (GIN indexes, highlighted snippets), exported whole; and the caller's recent turns,
--- which the chat function reads to apply its per-minute limit. All user API: reads of what the
--- caller owns, safe to call directly with any arguments.
+-- Sessions as their owner reads them: listed with their cost and last activity, searched by full
+-- text over titles and message text (GIN indexes, highlighted snippets), exported whole. All user
+-- API: reads of what the caller owns, safe to call directly with any arguments. A session's cost and
+-- last activity are kept on the session row by the chat-turn functions (private.session_json).
+
+-- Superseded: the per-minute turn limit is applied by begin_chat_turn, and get_session answers one
+-- session with its cost.
+drop function if exists public.get_recent_turns(integer);
+drop function if exists public.get_my_session(uuid);
+drop function if exists private.session_with_cost(public.chat_sessions);
 
 create index if not exists chat_sessions_title_fts_idx
   on public.chat_sessions using gin (to_tsvector('english'::regconfig, title));
 create index if not exists chat_messages_content_fts_idx
   on public.chat_messages using gin (to_tsvector('english'::regconfig, content));
+-- begin_chat_turn's per-minute count of a user's turns reads this one.
 create index if not exists chat_messages_user_role_created_idx
   on public.chat_messages (user_id, role, created_at);
 
--- A session with what its messages cost so far (the sum of the messages' recorded cost).
-create or replace function private.session_with_cost(s public.chat_sessions) returns jsonb
-language sql stable security definer set search_path = ''
-as $$
-  select private.session_json(s) || jsonb_build_object(
-    'cost_usd', (select coalesce(sum(m.cost_usd), 0) from public.chat_messages m where m.session_id = s.id))
-$$;
-
--- list_my_sessions: the caller's sessions, most recently active first, each with its cost; keyset-
--- paginated. With p_q, only sessions whose title or any message matches the words of p_q (web search
+-- list_my_sessions: the caller's sessions, most recently active first, each with its message count,
+-- last activity and cost; keyset-paginated. With p_q, only sessions whose title or any message matches the words of p_q (web search
 -- syntax, English stemming), each with a short snippet of the best place it matched (the matched words
 -- between ** and **). A query of only stop words matches nothing. Never shows another user's session.
 create or replace function public.list_my_sessions(p_limit integer default 20, p_cursor text default null,
@@ -43,7 +42,7 @@ begin
   return private.page_of((
     select coalesce(jsonb_agg(jsonb_build_object('item', t.item, 'ts', t.ts, 'id', t.id)
                               order by t.ts desc, t.id desc), '[]'::jsonb)
-      from (select private.session_with_cost(s) || case when v_query is null then '{}'::jsonb else
+      from (select private.session_json(s) || case when v_query is null then '{}'::jsonb else
                      jsonb_build_object('snippet', coalesce(
                        (select ts_headline('english'::regconfig, m.content, v_query, v_options)
                           from public.chat_messages m
@@ -68,17 +67,6 @@ $$;
 revoke execute on function public.list_my_sessions(integer, text, text) from public, anon;
 grant execute on function public.list_my_sessions(integer, text, text) to authenticated;
 
--- get_my_session: one of the caller's sessions with its cost; DC404 for a missing or another user's.
-create or replace function public.get_my_session(p_session_id uuid) returns jsonb
-language plpgsql volatile security definer set search_path = ''
-as $$
-begin
-  return private.session_with_cost(private.owned_session(p_session_id, (private.active_profile()).id));
-end;
-$$;
-revoke execute on function public.get_my_session(uuid) from public, anon;
-grant execute on function public.get_my_session(uuid) to authenticated;
-
 -- export_session: the whole conversation of one of the caller's sessions, oldest message first, with
 -- citations, tokens and costs, for a person to keep. DC404 for a missing or another user's session.
 create or replace function public.export_session(p_session_id uuid) returns jsonb
@@ -88,7 +76,7 @@ declare
   s public.chat_sessions := private.owned_session(p_session_id, (private.active_profile()).id);
 begin
   return jsonb_build_object(
-    'session', private.session_with_cost(s),
+    'session', private.session_json(s),
     'messages', (select coalesce(jsonb_agg(private.message_json(m) order by m.created_at, m.id), '[]'::jsonb)
                    from public.chat_messages m where m.session_id = s.id),
     'exported_at', now());
@@ -96,28 +84,3 @@ end;
 $$;
 revoke execute on function public.export_session(uuid) from public, anon;
 grant execute on function public.export_session(uuid) to authenticated;
-
--- get_recent_turns: how many turns the caller began in the last p_window_seconds (their own messages,
--- counted in the database so every instance sees the same number), and in how many seconds the oldest
--- of them leaves the window.
-create or replace function public.get_recent_turns(p_window_seconds integer default 60) returns jsonb
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_uid uuid := (private.active_profile()).id;
-  v_count integer;
-  v_oldest timestamptz;
-begin
-  if p_window_seconds is null or p_window_seconds not between 1 and 3600 then
-    perform private.fail('DC400', 'window_seconds must be between 1 and 3600');
-  end if;
-  select count(*), min(created_at) into v_count, v_oldest from public.chat_messages
-   where user_id = v_uid and role = 'user' and created_at > now() - make_interval(secs => p_window_seconds);
-  return jsonb_build_object('turns', v_count, 'retry_after_seconds',
-    case when v_oldest is null then 0
-         else greatest(1, ceil(extract(epoch from (v_oldest + make_interval(secs => p_window_seconds) - now()))))::integer
-    end);
-end;
-$$;
-revoke execute on function public.get_recent_turns(integer) from public, anon;
-grant execute on function public.get_recent_turns(integer) to authenticated;

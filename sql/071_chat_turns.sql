@@ -48,7 +48,9 @@ $$;
 -- begin_chat_turn: one call before OpenAI is asked. Guarantees, under a lock of the user's profile
 -- (so concurrent turns of one user are serialised):
 -- - idempotent per (user, p_request_id): a repeat returns the same turn with replayed = true and
---   reserves nothing more;
+--   its assistant message as stored (key "message": pending, complete or failed) and whether this
+--   call asked the same (key "same_request": the same message, and the same session when one is
+--   named), and reserves and checks nothing more;
 -- - the user exists (profile made on first sight) and is not disabled (DC410);
 -- - the message is 1 to p_max_message_chars characters (default and ceiling 100000; DC413 beyond);
 -- - at most p_max_turns_per_minute turns started in the last 60 s (default 60): else DC429 with
@@ -89,7 +91,10 @@ begin
     select id into v_user_msg from public.chat_messages
      where user_id = p.id and request_id = p_request_id and role = 'user';
     select * into s from public.chat_sessions where id = v_asst.session_id;
-    return private.turn_json(p, s, v_user_msg, v_asst.id, private.allowed_documents(p.id, s.document_ids), true);
+    return private.turn_json(p, s, v_user_msg, v_asst.id, private.allowed_documents(p.id, s.document_ids), true)
+           || jsonb_build_object('message', private.message_json(v_asst), 'same_request',
+                (select m.content = p_message and (p_session_id is null or p_session_id = m.session_id)
+                   from public.chat_messages m where m.id = v_user_msg));
   end if;
   if p_message is null or btrim(p_message) = '' then
     perform private.fail('DC400', 'message is required');

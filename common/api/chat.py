@@ -58,6 +58,13 @@ class SessionEvent(pydantic.BaseModel):
     assistant_message_id: uuid.UUID
 
 
+class CitationEvent(CitationOut):
+    """A citation of the answer: first as it arrives (``provisional``: its document, no quote yet), then
+    resolved with its quote once the answer is stored (as the history shows it)."""
+
+    provisional: bool
+
+
 class DeltaEvent(pydantic.BaseModel):
     """The next piece of the answer's text."""
 
@@ -80,13 +87,15 @@ def chat(ctx: RequestContext) -> Any:
     limits = ctx.runtime.settings.chat
     if len(body.message) > limits.max_message_chars:
         raise PayloadTooLargeError(f"A message may hold at most {limits.max_message_chars} characters.")
-    # The turn is idempotent per request id: a retry with the same Idempotency-Key is not a second turn.
+    # The turn is idempotent per request id: a retry with the same Idempotency-Key is not a second turn
+    # (a finished turn is answered again as stored; one still running is 409 idempotency_in_progress).
     ask = TurnAsk(message=body.message, request_id=ctx.idempotency_key or ctx.request_id,
                   session_id=str(body.session_id) if body.session_id else None,
                   document_ids=[str(d) for d in body.document_ids] if body.document_ids is not None else None)
     parts = _parts(ctx)
-    begun = begin_turn(parts, ctx.identity, ask)
-    events = run_turn(parts, ctx.identity, ask, begun)
+    user_id = str(ctx.identity.user_id)
+    begun = begin_turn(parts, user_id, ask)
+    events = run_turn(parts, user_id, ask, begun)
     if body.stream or wants_event_stream(ctx.request):
         return event_stream(events, request_id=ctx.request_id, heartbeat_seconds=limits.heartbeat_seconds,
                             finish_seconds=limits.timeout_seconds)
@@ -95,16 +104,23 @@ def chat(ctx: RequestContext) -> Any:
 
 ROUTES = [
     Route("POST", "/", chat, body=ChatIn, response=TurnOut,
-          events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationOut), ("done", TurnOut),
+          events=(("session", SessionEvent), ("delta", DeltaEvent), ("citation", CitationEvent), ("done", TurnOut),
                   ("error", Problem)),
-          errors=(400, 402, 403, 404, 409, 413, 429, 502, 503),
+          errors=(400, 402, 403, 404, 409, 413, 422, 429, 502, 503),
           codes=((402, "`budget_exceeded`: the monthly budget cannot hold this turn; with `spent_usd`, "
-                       "`monthly_budget_usd` and `resets_at`"),
+                       "`reserved_usd`, `monthly_budget_usd` and `resets_on` (the first day of the next UTC month)"),
                  (403, "`user_disabled`: the account is disabled"),
                  (404, "`not_found`: no such session or document among mine"),
-                 (409, "`conflict`: this request id (Idempotency-Key) already began a turn"),
+                 (409, "`idempotency_in_progress`: the turn of this Idempotency-Key is still running (see "
+                       "Retry-After); `conflict`: it failed (its `error_code` given), ask again with a new key. "
+                       "A completed turn's key answers the stored turn again"),
+                 (422, "`idempotency_key_reused`: this Idempotency-Key began a turn with another message; "
+                       "`validation_failed`: the body does not match the schema"),
                  (413, "`payload_too_large`: the message is longer than CHAT_MAX_MESSAGE_CHARS"),
                  (429, "`rate_limited`: too many turns this minute, or OpenAI's rate limit; see Retry-After"),
-                 (503, "`upstream_unavailable` (OpenAI down, timed out or out of quota) or "
-                       "`database_unavailable` (the answer could not be stored)"))),
+                 (502, "`upstream_error`: OpenAI refused or failed the answer; when its stream broke after "
+                       "the answer began, the answer is settled later and appears in the history"),
+                 (503, "`upstream_unavailable` (OpenAI down or timed out), `openai_quota_exhausted` (the "
+                       "service's OpenAI quota is used up) or `database_unavailable` (the answer could not be "
+                       "stored)"))),
 ]

@@ -58,6 +58,8 @@ class MessageOut(pydantic.BaseModel):
     model: str | None
     usage: UsageOut
     cost_usd: Decimal | None
+    incomplete_reason: str | None = pydantic.Field(description="Set when the answer stopped early (e.g. "
+                                                               "max_output_tokens): its content is partial, and billed")
     error_code: str | None
     created_at: dt.datetime
     completed_at: dt.datetime | None
@@ -69,7 +71,7 @@ class SessionOut(pydantic.BaseModel):
     message_count: int
     last_message_at: dt.datetime | None
     document_ids: list[uuid.UUID] | None = pydantic.Field(description="The documents the session is narrowed to")
-    cost_usd: Decimal | None
+    cost_usd: Decimal = pydantic.Field(description="What the session's answers cost so far")
     snippet: str | None = pydantic.Field(default=None, description="With q: where it matched, matched words "
                                                                    "between ** and **")
     created_at: dt.datetime

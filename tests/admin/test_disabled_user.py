@@ -23,6 +23,9 @@ from tests.upload.conftest import auth
 VALID_BODIES: dict[str, dict[str, Any]] = {
     "ShareIn": {"email": "someone@example.test"},
     "UserPatch": {"monthly_budget_usd": "5"},
+    "ChatIn": {"message": "What is in my notes?"},
+    "SessionIn": {"title": "Notes"},
+    "RenameIn": {"title": "Renamed"},
 }
 
 

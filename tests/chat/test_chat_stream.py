@@ -69,7 +69,12 @@ def test_events_arrive_in_order_while_openai_is_slow_and_done_is_what_is_stored(
     text = "".join(d["text"] for n, d in events if n == "delta")
     done = data[-1]
     assert done["message"]["content"] == text
-    assert [c for n, c in events if n == "citation"] == done["message"]["citations"]
+    # And each citation came first as it arrived (no quote yet), then resolved exactly as stored
+    cited = [c for n, c in events if n == "citation"]
+    early, resolved = [c for c in cited if c["provisional"]], [c for c in cited if not c["provisional"]]
+    assert early and all(c["quote"] is None and c["document_id"] == doc["id"] for c in early)
+    assert cited.index(early[-1]) < cited.index(resolved[0])  # as they arrived, before the answer was stored
+    assert [{k: v for k, v in c.items() if k != "provisional"} for c in resolved] == done["message"]["citations"]
     assert {c["document_id"] for c in done["message"]["citations"]} == {doc["id"]}
     # And every event is one the OpenAPI document describes
     for name, payload in events:

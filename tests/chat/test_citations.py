@@ -12,6 +12,7 @@ from common.openai.responses import RetrievedChunk, TurnRequest, TurnResult
 from common.runtime import Runtime
 from tests.chat.conftest import Apps, upload_text
 from tests.chat.test_chat_turns import TWO_PASSAGES
+from tests.support.factories import backend
 from tests.support.users import UserFactory
 
 DOC = str(uuid.uuid4())
@@ -66,7 +67,7 @@ def test_quotes_on_real_stand_in_output(apps: Apps, users: UserFactory, runtime:
     # Given a document in the user's store and a real turn streamed from the stand-in
     user = users.create()
     doc = upload_text(apps, user, "lighthouses.txt", TWO_PASSAGES)
-    store = psycopg_db.call("get_my_profile", {}, user.identity)["vector_store_id"]
+    store = psycopg_db.call("get_document_placement", {"p_document_id": doc["id"]}, backend(user))["vector_store_id"]
     turn = TurnRequest(user_id=user.id, message="How did lighthouse lamps keep ships safe?", session_id="s",
                        message_id="m", vector_store_id=store, document_ids=[doc["id"]])
     [result] = [item for item in runtime.openai.chat.stream(turn) if isinstance(item, TurnResult)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import flask.testing
 import psycopg
 import pytest
@@ -39,6 +38,9 @@ def test_the_scheduler_gets_the_runs_figures(client: flask.testing.FlaskClient) 
     assert_matches_openapi(build_openapi(registered_functions()), "POST", "/registry-refresh", 200, response.json)
     assert {"stores", "files_seen", "updated", "adopted", "removed", "missing", "errors", "duration_ms"} <= set(
         response.json["figures"])
+    # and its housekeeping: stale chat turns settled, orphan vector stores swept
+    assert {"turns_stale", "turns_finished", "turns_failed", "turns_waiting", "turn_errors", "stores_seen",
+            "orphan_stores", "orphan_stores_deleted", "orphan_stores_in_grace"} <= set(response.json["figures"])
 
 
 def test_a_second_run_while_one_holds_the_lease_is_409(client: flask.testing.FlaskClient, database_url: str) -> None:

@@ -24,16 +24,19 @@ REGISTRY_TOKEN = "registry-test-token"
 
 
 def make_runtime(database: Database, database_url: str, openai_base_url: str, *,
-                 chat: ChatSettings | None = None, openai_timeout_seconds: float = 5.0) -> Runtime:
+                 chat: ChatSettings | None = None, openai_timeout_seconds: float = 5.0,
+                 max_output_tokens: int | None = None) -> Runtime:
     """A Runtime with explicit test settings: the given database, the test project's JWT secret, the
-    OpenAI stand-in, the scheduler's test token, a small upload limit and the given chat limits."""
+    OpenAI stand-in, the scheduler's test token, a small upload limit, the given chat limits and,
+    when given, a turn's output cap."""
     from common.openai import build_gateway
 
     settings = Settings(
         database=DatabaseSettings(database_url=database_url),
         auth=AuthSettings(issuer=TEST_ISSUER, jwt_secret=TEST_JWT_SECRET),
         openai_settings=OpenAISettings(api_key="sk-local", base_url=openai_base_url,
-                                       timeout_seconds=openai_timeout_seconds, max_retries=1),
+                                       timeout_seconds=openai_timeout_seconds, max_retries=1,
+                                       **({"max_output_tokens": max_output_tokens} if max_output_tokens else {})),
         registry=RegistrySettings(service_token=REGISTRY_TOKEN, grace_seconds=0),
         max_upload_bytes=TEST_MAX_UPLOAD_BYTES,
         chat=chat or ChatSettings(),
