@@ -24,9 +24,10 @@ FUNCTION_SETTINGS: dict[str, frozenset[str]] = {
     # The health probe (GET /admin/health) checks that OpenAI answers and reads the scheduler job's
     # state; deleting any document removes its OpenAI file. So admin reads the OpenAI key.
     "admin": frozenset({*_USER_FACING, "openai_settings", "admin"}),
-    # Pages through OpenAI's files and stores; the scheduler's identity; user tokens are verified only
-    # to answer 403 rather than 401 to a signed-in user.
-    "registry_refresh": frozenset({*_EVERY_FUNCTION, "auth", "openai_settings", "registry"}),
+    # Pages through OpenAI's files and stores; settles chat turns pending past the chat timeout (and
+    # prices them: the model); the scheduler's identity; user tokens are verified only to answer 403
+    # rather than 401 to a signed-in user.
+    "registry_refresh": frozenset({*_EVERY_FUNCTION, "auth", "openai_settings", "chat", "registry"}),
 }
 
 # Variables the code reads that production leaves unset on purpose, with the reason.

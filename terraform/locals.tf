@@ -109,7 +109,7 @@ locals {
     sessions         = ["database", "auth", "openai", "browser", "logging"]
     usage            = ["database", "auth", "browser", "logging"]
     admin            = ["database", "auth", "openai", "admin", "browser", "logging"]
-    registry_refresh = ["database", "auth", "openai", "registry", "logging"]
+    registry_refresh = ["database", "auth", "openai", "chat", "registry", "logging"]
   }
 
   plain_values = {
