@@ -64,12 +64,12 @@ def run(*, tiny: bool, scale_10m: bool) -> dict[str, Any]:
             warm_parts.callback(standin.stop)
             stack = warm_parts.enter_context(running_stack(url, standin.base_url, emulator.url))
             users = UserFactory(url)
-            figures["floors"] = warm.measure_floors(stack, users, requests=requests, concurrencies=concurrencies)
+            figures["floors"] = warm.measure_floors(stack, requests=requests, concurrencies=concurrencies)
             figures["warm"] = {}
             for transport, deployment in stack.deployments.items():
                 measured = warm.measure_deployment(stack, deployment, users, requests=requests,
                                                    concurrencies=concurrencies)
-                user = measured.pop("user")
+                user = measured.pop("writer")
                 figures["warm"][transport] = measured
                 if transport == "psycopg":
                     figures["streaming"] = warm.measure_streaming(stack, deployment, user,

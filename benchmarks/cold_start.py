@@ -136,8 +136,11 @@ def measure(functions: tuple[str, ...] = FUNCTIONS, runs: int = 7) -> dict[str, 
     result: dict[str, Any] = {"runs": runs, "hello_ms": {}, "functions": {}}
     for label in hellos:
         result["hello_ms"][label] = round(median(samples[label]) * 1000, 1)
+    openai_ms = result["hello_ms"]["hello+db+openai"] - result["hello_ms"]["hello+db"]
     for name in functions:
-        floor_label = "hello+db+openai" if name in OPENAI_USERS else "hello+db"
+        # A token-less first request needs the token verifier and, for a real one, the database: the
+        # OpenAI SDK is imported on first use, so its cost falls on the first request that calls OpenAI.
+        floor_label = "hello+db"
         ms = median(samples[name]) * 1000
         imports, modules = costliest_imports(ROOT / "functions" / name / "main.py")
         unused = sorted(m for m in NEVER_IMPORTED.get(name, ()) if m in modules)
@@ -147,5 +150,8 @@ def measure(functions: tuple[str, ...] = FUNCTIONS, runs: int = 7) -> dict[str, 
             "ratio_to_hello": round(ms / result["hello_ms"]["hello"], 2),
             "ratio_to_floor": round(ms / result["hello_ms"][floor_label], 2),
             "costliest_imports": imports, "unused_clients_imported": unused + standin[:1],
+            "openai_imported_at_start": "openai" in modules,
+            "first_openai_request_adds_ms": round(openai_ms, 1) if name in OPENAI_USERS and "openai" not in modules
+            else 0.0,
         }
     return result

@@ -7,6 +7,15 @@ from typing import Any
 
 CHAT = "POST /chat (turn)"
 READ = "GET /sessions"
+# What the scale queries that miss spend their time on (read from their SQL; see the closing note).
+SCALE_COSTS = {
+    "chat turn begin (begin_chat_turn, user with 1,000 documents)":
+        "private.allowed_documents runs twice per begin, and its `user_id = me or exists(share)` filter cannot"
+        " use the per-user index, so each run reads every live document of every user",
+    "GET /sessions?q= (list_my_sessions, full-text search)":
+        "the GIN index on message text is not per user: a common word matches every user's messages, which are"
+        " then filtered by user",
+}
 CHAT_GOAL_MS, READ_GOAL_MS, COLD_GOAL_RATIO, SCALE_GOAL_MS = 5.0, 2.0, 1.5, 100.0
 
 
@@ -41,15 +50,18 @@ def _read_goal(f: dict[str, Any]) -> list[str]:
     hello = f["floors"]["hello"]["c1"]["p50_ms"]
     for transport, measured in f["warm"].items():
         read = measured["endpoints"][READ]
-        sql = measured["transport_call_list_my_sessions"]["p50_ms"]
+        target = f"< {READ_GOAL_MS:.0f} ms p50 beyond its SQL call (bare psycopg) and the HTTP floor (hello)"
         if "not_measured" in read:
-            rows.append(_goal(f"read overhead ({transport})", "< 2 ms p50 beyond its SQL call",
+            rows.append(_goal(f"read overhead, GET /sessions ({transport})", target,
                               f"not measured: {read['not_measured'][:160]}", None))
             continue
-        over = read["latency"]["c1"]["p50_ms"] - hello - sql
-        rows.append(_goal(f"read overhead, GET /sessions ({transport})", f"< {READ_GOAL_MS:.0f} ms p50 beyond its SQL"
-                          " call (and the HTTP floor)", f"{_ms(over)} ms", over < READ_GOAL_MS,
-                          "" if over < READ_GOAL_MS else f"{_ms(over - READ_GOAL_MS)} ms over"))
+        sql = measured["read_sql_list_my_sessions"]
+        bare, through = sql["bare_psycopg"]["p50_ms"], sql["through_transport"]["p50_ms"]
+        over = read["latency"]["c1"]["p50_ms"] - hello - bare
+        cost = (f"{_ms(over - READ_GOAL_MS)} ms over; the SQL call through the {transport} transport takes "
+                f"{_ms(through)} ms against {_ms(bare)} ms bare ({_ms(through - bare)} ms of it)")
+        rows.append(_goal(f"read overhead, GET /sessions ({transport})", target, f"{_ms(over)} ms",
+                          over < READ_GOAL_MS, "" if over < READ_GOAL_MS else cost))
     return rows
 
 
@@ -68,12 +80,12 @@ def _scale_goal(f: dict[str, Any]) -> list[str]:
     largest = max(q["at_usage_rows"], key=int)
     rows = []
     measured = {**{f"{k} at {int(largest):,} usage rows": v for k, v in q["at_usage_rows"][largest].items()},
-                **q["queries"]}
+                **{f"{k} at {q['queries_at_usage_rows']:,} usage rows": v for k, v in q["queries"].items()}}
     note = "" if int(largest) >= 10_000_000 else " (10M run not taken: `--scale-10m`)"
     for name, lat in measured.items():
         ok = lat["p95_ms"] < SCALE_GOAL_MS
         rows.append(_goal(name, f"< {SCALE_GOAL_MS:.0f} ms p95 at 10M usage rows{note}", f"{_ms(lat['p95_ms'])} ms",
-                          ok, "" if ok else f"{_ms(lat['p95_ms'] - SCALE_GOAL_MS)} ms over"))
+                          ok, "" if ok else f"{_ms(lat['p95_ms'] - SCALE_GOAL_MS)} ms over; {SCALE_COSTS.get(name.split(' at ')[0], '')}"))
     return rows
 
 
@@ -85,13 +97,10 @@ def _warm_tables(f: dict[str, Any]) -> list[str]:
         cells = [f"{_ms(figures[c]['p50_ms'])} / {_ms(figures[c]['p95_ms'])} | {figures[c]['per_second']:.0f}"
                  for c in sorted(figures)]
         lines.append(f"| floor | {label} | {' | '.join(cells)} | 0 | 0 |")
-    for name, lat in floors["bare_sql"].items():
-        lines.append(f"| floor | bare SQL {name} (psycopg) | {_ms(lat['p50_ms'])} / {_ms(lat['p95_ms'])} | "
-                     f"{lat['per_second']:.0f} | | | 1 | 0 |")
     for transport, measured in f["warm"].items():
-        lat = measured["transport_call_list_my_sessions"]
-        lines.append(f"| {transport} | list_my_sessions through the transport | {_ms(lat['p50_ms'])} / "
-                     f"{_ms(lat['p95_ms'])} | {lat['per_second']:.0f} | | | 1 | 0 |")
+        for how, lat in measured["read_sql_list_my_sessions"].items():
+            lines.append(f"| {transport} | list_my_sessions alone ({how.replace('_', ' ')}) | {_ms(lat['p50_ms'])} / "
+                         f"{_ms(lat['p95_ms'])} | {lat['per_second']:.0f} | | | 1 | 0 |")
         for endpoint, e in measured["endpoints"].items():
             if "not_measured" in e:
                 lines.append(f"| {transport} | {endpoint} | not measured: {e['not_measured'][:200]} | | | | | |")
@@ -104,8 +113,7 @@ def _warm_tables(f: dict[str, Any]) -> list[str]:
             lines.append(f"| {transport} | {endpoint} | {' | '.join(cells)} | {trips['sql_total']} ({sql}) | "
                          f"{trips['openai_total']} ({api}) |")
     hello = floors["hello"]["c1"]["p50_ms"]
-    lines += ["", "Overhead of our code at c1 p50 (endpoint minus the hello, minus its SQL calls through the "
-              "same transport for reads, minus the model call for the chat turn):", ""]
+    lines += ["", "Each endpoint at c1 p50 next to the hello on the same server (the HTTP floor):", ""]
     for transport, measured in f["warm"].items():
         for endpoint, e in measured["endpoints"].items():
             if "not_measured" in e:
@@ -126,14 +134,15 @@ def render(f: dict[str, Any]) -> str:
            "## Goals", "", "| goal | target | measured | verdict | by how much / what costs it |", "|---|---|---|---|---|",
            *_chat_goal(f), *_read_goal(f), *_cold_goal(f), *_scale_goal(f), "",
            f"## Cold start (first request included, median of {cold['runs']})", "",
-           "| process | ms | x hello | x hello + its clients | costliest imports | unused clients imported |",
-           "|---|---|---|---|---|---|"]
+           "| process | ms | x hello | x hello + its clients | costliest imports (ms) | unused clients imported |"
+           " OpenAI SDK import left to the first OpenAI call (ms) |",
+           "|---|---|---|---|---|---|---|"]
     for label, ms in cold["hello_ms"].items():
-        out.append(f"| {label} | {ms} | | | | |")
+        out.append(f"| {label} | {ms} | | | | | |")
     for name, c in cold["functions"].items():
         imports = ", ".join(f"{i['package']} {i['ms']}" for i in c["costliest_imports"])
         out.append(f"| {name} | {c['ms']} | {c['ratio_to_hello']} | {c['ratio_to_floor']} ({c['floor']}) | {imports} |"
-                   f" {', '.join(c['unused_clients_imported']) or 'none'} |")
+                   f" {', '.join(c['unused_clients_imported']) or 'none'} | {c['first_openai_request_adds_ms'] or ''} |")
     out += ["", "## Warm overhead and round trips (load client in its own process)", "", *_warm_tables(f), "",
             "## Streaming", ""]
     s = f["streaming"]
@@ -155,7 +164,8 @@ def render(f: dict[str, Any]) -> str:
         for name, lat in measured.items():
             out.append(f"| {name} at {int(rows):,} usage rows | {_ms(lat['p50_ms'])} | {_ms(lat['p95_ms'])} |")
     for name, lat in q["queries"].items():
-        out.append(f"| {name} | {_ms(lat['p50_ms'])} | {_ms(lat['p95_ms'])} |")
+        out.append(f"| {name} at {q['queries_at_usage_rows']:,} usage rows | {_ms(lat['p50_ms'])} |"
+                   f" {_ms(lat['p95_ms'])} |")
     out += ["", f"Registry refresh over {r['files']:,} files in {r['stores']} stores: {r['status']} in {r['seconds']} s,"
             f" {r['files_per_second']} files/s; {r['openai_pages']} OpenAI list pages, {r['sql_calls_total']} SQL calls"
             f" ({r['sql_calls_per_page']} per page): {r['sql_calls']}.", ""]

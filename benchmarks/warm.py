@@ -23,6 +23,8 @@ from benchmarks.stack import Deployment, Stack
 from benchmarks.timing import Latency, latency_of, time_calls
 from tests.support.users import AppUser, UserFactory
 
+READ, CHAT = "GET /sessions", "POST /chat (turn)"
+READ_PAGE = 20
 CHAT_MESSAGE = {"message": "What do my notes say?"}
 MODEL_CALL = {"input": "What do my notes say?", "store": False}
 
@@ -31,14 +33,16 @@ def _auth(user: AppUser) -> dict[str, str]:
     return {"Authorization": f"Bearer {user.token}"}
 
 
-def endpoint_specs(deployment: Deployment, user: AppUser) -> dict[str, LoadSpec]:
-    """The endpoints measured, as load specs of one request (concurrency and count set per run)."""
-    base, headers = deployment.base_url, _auth(user)
+def endpoint_specs(deployment: Deployment, reader: AppUser, writer: AppUser) -> dict[str, LoadSpec]:
+    """The endpoints measured, as load specs of one request (concurrency and count set per run): the
+    read as ``reader`` (whose sessions do not change), the writes as ``writer``."""
+    base = deployment.base_url
     return {
-        "GET /sessions": LoadSpec(f"{base}/sessions/", headers=headers),
-        "POST /sessions": LoadSpec(f"{base}/sessions/", "POST", headers, {"title": "A bench session"}, expect=201),
-        "POST /upload (small file)": LoadSpec(f"{base}/upload/", "POST", headers, upload=True, expect=201),
-        "POST /chat (turn)": LoadSpec(f"{base}/chat/", "POST", headers, CHAT_MESSAGE),
+        READ: LoadSpec(f"{base}/sessions/", headers=_auth(reader)),
+        "POST /sessions": LoadSpec(f"{base}/sessions/", "POST", _auth(writer), {"title": "A bench session"},
+                                   expect=201),
+        "POST /upload (small file)": LoadSpec(f"{base}/upload/", "POST", _auth(writer), upload=True, expect=201),
+        CHAT: LoadSpec(f"{base}/chat/", "POST", _auth(writer), CHAT_MESSAGE),
     }
 
 
@@ -68,11 +72,14 @@ def round_trips(deployment: Deployment, spec: LoadSpec) -> dict[str, Any]:
 
 def measure_deployment(stack: Stack, deployment: Deployment, users: UserFactory, *, requests: int,
                        concurrencies: tuple[int, ...]) -> dict[str, Any]:
-    """Latency per endpoint and concurrency, and round trips per endpoint, for one transport; an
+    """Latency per endpoint and concurrency, and round trips per endpoint, for one transport; the read's
+    SQL call alone (bare psycopg, and through the transport) for the same user in the same state. An
     endpoint that does not answer as expected is reported "not measured" with its answer."""
-    user = users.create()
+    reader, writer = users.create(), users.create()
+    for n in range(READ_PAGE):
+        deployment.database.inner.call("create_session", {"p_title": f"Session {n}"}, reader.identity)
     endpoints: dict[str, Any] = {}
-    for label, spec in endpoint_specs(deployment, user).items():
+    for label, spec in endpoint_specs(deployment, reader, writer).items():
         try:
             figures = {f"c{c}": run_load(_with(spec, c, requests * c)).to_json() for c in concurrencies}
             trips = round_trips(deployment, spec)  # after the first request: steady state
@@ -80,28 +87,25 @@ def measure_deployment(stack: Stack, deployment: Deployment, users: UserFactory,
             endpoints[label] = {"not_measured": str(failed)}
             continue
         endpoints[label] = {"latency": figures, "round_trips": trips}
-    call_args = {"p_limit": 20}
-    transport_call = time_calls(lambda: deployment.database.inner.call("list_my_sessions", call_args, user.identity),
-                                requests)
-    return {"user": user, "endpoints": endpoints, "transport_call_list_my_sessions": transport_call.to_json()}
+    args = {"p_limit": READ_PAGE}
+    read_sql = {
+        "bare_psycopg": bare_sql(stack.database_url, reader, "list_my_sessions", f"p_limit => {READ_PAGE}",
+                                 requests).to_json(),
+        "through_transport": time_calls(
+            lambda: deployment.database.inner.call("list_my_sessions", args, reader.identity), requests).to_json(),
+    }
+    return {"writer": writer, "endpoints": endpoints, "read_sql_list_my_sessions": read_sql}
 
 
-def measure_floors(stack: Stack, users: UserFactory, *, requests: int,
-                   concurrencies: tuple[int, ...]) -> dict[str, Any]:
-    """The floors: the bare hello on the same server, the bare SQL calls, the stand-in's model call."""
-    user = users.create()
+def measure_floors(stack: Stack, *, requests: int, concurrencies: tuple[int, ...]) -> dict[str, Any]:
+    """The floors: the bare hello on the same server and the stand-in's own answer to a model call."""
     hello = {f"c{c}": run_load(LoadSpec(stack.hello_url, concurrency=c, requests=requests * c)).to_json()
              for c in concurrencies}
     model = {f"c{c}": run_load(LoadSpec(f"{stack.standin_url}/responses", "POST",
                                         {"Authorization": "Bearer sk-local"},
                                         {"model": "gpt-6-luna", **MODEL_CALL}, concurrency=c,
                                         requests=requests * c)).to_json() for c in concurrencies}
-    sql = {
-        "list_my_sessions": bare_sql(stack.database_url, user, "list_my_sessions", "p_limit => 20", requests).to_json(),
-        "create_session": bare_sql(stack.database_url, user, "create_session", "p_title => 'A bench session'",
-                                   requests).to_json(),
-    }
-    return {"hello": hello, "model_call": model, "bare_sql": sql}
+    return {"hello": hello, "model_call": model}
 
 
 def _first_bytes(url: str, headers: dict[str, str], body: dict[str, Any], marker: bytes) -> tuple[float, float]:
