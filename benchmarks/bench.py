@@ -84,9 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a few rows and requests per part (a smoke run)")
     parser.add_argument("--scale-10m", action="store_true", help="also measure at 10,000,000 usage rows")
     parser.add_argument("--out", type=Path, default=ROOT, help="where BENCHMARKS.md and BENCHMARKS.json go")
+    parser.add_argument("--from-json", type=Path, help="only render BENCHMARKS.md again from a BENCHMARKS.json")
     options = parser.parse_args(argv)
     from benchmarks.report import render
 
+    if options.from_json:
+        figures = json.loads(options.from_json.read_text())
+        (options.out / "BENCHMARKS.md").write_text(render(figures))
+        return 0
     figures = run(tiny=options.tiny, scale_10m=options.scale_10m)
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "BENCHMARKS.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")

@@ -168,5 +168,48 @@ def render(f: dict[str, Any]) -> str:
                    f" {_ms(lat['p95_ms'])} |")
     out += ["", f"Registry refresh over {r['files']:,} files in {r['stores']} stores: {r['status']} in {r['seconds']} s,"
             f" {r['files_per_second']} files/s; {r['openai_pages']} OpenAI list pages, {r['sql_calls_total']} SQL calls"
-            f" ({r['sql_calls_per_page']} per page): {r['sql_calls']}.", ""]
+            f" ({r['sql_calls_per_page']} per page): {r['sql_calls']}.", "", *_closing_note(f), ""]
     return "\n".join(out)
+
+
+def _closing_note(f: dict[str, Any]) -> list[str]:
+    """The fixes proposed for the goals this run missed (each stated only when its goal was missed)."""
+    lines = [*_chat_goal(f), *_read_goal(f), *_cold_goal(f), *_scale_goal(f)]
+    goals = "\n".join(lines)
+
+    def missed(prefix: str) -> bool:
+        return any(line.startswith(f"| {prefix}") and "**miss**" in line for line in lines)
+
+    out = ["## Closing note: proposed fixes", ""]
+    if missed("read overhead, GET /sessions (supabase)"):
+        out.append("- Reads over supabase-py: most of the miss is the PostgREST hop itself (an HTTP request and JSON"
+                   " round trip per SQL call, see the transport row). Production reads can take psycopg through"
+                   " Supabase's transaction pooler (`DATABASE_URL`, D2 allows either transport)"
+                   + ("." if missed("read overhead, GET /sessions (psycopg)") else "; on psycopg the same read"
+                      " meets the goal."))
+    if missed("read overhead, GET /sessions (psycopg)"):
+        out.append("- Reads over psycopg: the miss sits mostly in the transport's own cost over the bare call (a pool"
+                   " checkout, the caller's settings and the call in one pipelined transaction: the 'through"
+                   " transport' row against the 'bare psycopg' row). On a loaded machine this figure moves by"
+                   " several milliseconds from run to run: confirm on an idle machine before changing the"
+                   " transport.")
+    if missed("cold start"):
+        out.append("- Cold start: `main.py` imports flask (which functions-framework has loaded already), pydantic"
+                   " and the route models, `common.auth` (PyJWT, which loads `cryptography`) and, for usage/admin,"
+                   " `common.api.reports`. Building the pydantic route models on first use of a route and importing"
+                   " `common.api.reports` from the CSV route only would take the costliest project imports off the"
+                   " first request. The OpenAI SDK is already imported on first use (its cost, in the table, falls on"
+                   " the first request that calls OpenAI). These figures were taken on a shared, loaded machine:"
+                   " functions importing the same modules spread by about 0.2x.")
+    for name, cost in SCALE_COSTS.items():
+        if missed(name):
+            fix = ("compute the allowed documents once per begin, and read them as the union of the user's own"
+                   " (documents_user_status_created_idx) and those shared with them (document_access_user_idx)"
+                   if name.startswith("chat turn begin") else
+                   "a per-user text index (`btree_gin`: `gin (user_id, to_tsvector('english', content))`), or"
+                   " searching the user's sessions first")
+            out.append(f"- {name}: {cost}. Fix: {fix}.")
+    if "not measured" in goals:
+        out.append("- Not measured rows: the chat function must answer a turn on this branch; rerun"
+                   " `./deploy.sh bench` once it does (the benchmark calls it over HTTP as a client would).")
+    return out if len(out) > 2 else []
