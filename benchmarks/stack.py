@@ -26,7 +26,6 @@ from common.db.base import Database
 from common.runtime import Runtime
 from tests.support.counting import CountingDatabase
 
-TRANSPORTS = ("psycopg", "supabase")
 FUNCTIONS = ("sessions", "upload", "chat", "usage", "admin")
 _ID = re.compile(r"^(vs_|file-|file_|resp_|conv_)|[0-9a-f]{16}")
 HELLO_MAIN = 'def hello(request):\n    return "hello"\n'

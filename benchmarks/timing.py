@@ -51,4 +51,5 @@ def time_calls(call: Callable[[], object], count: int) -> Latency:
 
 
 def median(values: Sequence[float]) -> float:
+    """The median of ``values``; raises statistics.StatisticsError when there are none."""
     return statistics.median(values)
