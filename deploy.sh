@@ -5,7 +5,7 @@
 #   ./deploy.sh migrate [--target T]   apply sql/ to the database named by DATABASE_URL
 #   ./deploy.sh token EMAIL [--admin]  print a local access token for EMAIL
 #   ./deploy.sh refresh                run the registry refresh once against the local stack
-#   ./deploy.sh bench                  benchmarks: cold-start imports, SQL API round trips
+#   ./deploy.sh bench [--scale-10m]    benchmarks: cold start, overhead, round trips, streaming, scale
 #   ./deploy.sh build [--out DIR]      one reproducible source zip per function in dist/
 #   ./deploy.sh deploy [apply args]    check prerequisites, build, terraform apply, migrate, smoke test
 #   ./deploy.sh --help                 this text

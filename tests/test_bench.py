@@ -1,0 +1,67 @@
+"""``./deploy.sh bench --tiny``: every benchmark runs on a few rows and requests and writes both
+reports, with round trips counted by the transports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    # given a scratch folder; when the bench runs on tiny inputs
+    out = tmp_path_factory.mktemp("bench")
+    subprocess.run([sys.executable, "-m", "benchmarks.bench", "--tiny", "--out", str(out)], cwd=ROOT,
+                   capture_output=True, text=True, timeout=600, check=True)
+    return json.loads((out / "BENCHMARKS.json").read_text()), (out / "BENCHMARKS.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_reports_state_the_machine_and_every_goal(figures: tuple[dict[str, Any], str]) -> None:
+    data, markdown = figures
+    # then both files describe the same run, on this machine
+    assert data["environment"]["cpus"] >= 1
+    assert data["environment"]["postgresql"][0].isdigit()
+    for section in ("## Goals", "## Cold start", "## Warm overhead", "## Streaming", "## Scale"):
+        assert section in markdown
+    assert markdown.count("| cold start usage |") == 1
+
+
+@pytest.mark.slow
+def test_a_read_makes_one_sql_call_and_no_openai_call_on_each_transport(figures: tuple[dict[str, Any], str]) -> None:
+    data, _ = figures
+    # then the counting transports saw one list_my_sessions per GET /sessions, and nothing at OpenAI
+    for transport in ("psycopg", "supabase"):
+        trips = data["warm"][transport]["endpoints"]["GET /sessions"]["round_trips"]
+        assert trips["sql"] == {"list_my_sessions": 1}
+        assert trips["openai_total"] == 0
+
+
+@pytest.mark.slow
+def test_an_upload_talks_to_openai_and_cold_start_compares_against_the_hello(
+        figures: tuple[dict[str, Any], str]) -> None:
+    data, _ = figures
+    upload = data["warm"]["psycopg"]["endpoints"]["POST /upload (small file)"]["round_trips"]
+    # then a steady-state upload sends its file to OpenAI and records it, and the usage function's cold
+    # start is measured next to the hellos without importing the OpenAI SDK
+    assert upload["openai"].get("POST /v1/files") == 1
+    assert upload["sql_total"] >= 2
+    usage = data["cold_start"]["functions"]["usage"]
+    assert usage["ms"] > 0 and set(data["cold_start"]["hello_ms"]) == {"hello", "hello+db", "hello+db+openai"}
+    assert usage["unused_clients_imported"] == []
+
+
+@pytest.mark.slow
+def test_the_registry_refresh_reconciles_every_seeded_file(figures: tuple[dict[str, Any], str]) -> None:
+    registry = figures[0]["scale"]["registry_refresh"]
+    # then the run completed over every file (each seen in its store and in the file list)
+    assert registry["status"] == "completed"
+    assert registry["files_seen"] == 2 * registry["files"]
+    assert registry["sql_calls"]["registry_apply_store_page"] == registry["stores"]
