@@ -20,9 +20,8 @@ begin
       perform private.fail('DC400', 'document_ids must hold document ids');
     end;
     select count(*) into v_bad from unnest(coalesce(v_ids, '{}'::uuid[])) as i(id)
-     where not exists (select 1 from public.documents d where d.id = i.id and d.status <> 'deleted'
-                         and (d.user_id = p_uid or exists (select 1 from public.document_access a
-                                                            where a.document_id = d.id and a.user_id = p_uid)));
+     where i.id not in (select private.readable_document_ids(
+                          p_uid, array['uploading', 'processing', 'ready', 'failed', 'deleting', 'missing']));
     if v_bad > 0 then
       perform private.fail('DC404', 'document not found');
     end if;
@@ -30,10 +29,8 @@ begin
   return (
     select coalesce(jsonb_agg(d.id order by d.created_at), '[]'::jsonb)
       from public.documents d
-     where d.status in ('processing', 'ready')
-       and (v_ids is null or d.id = any (v_ids))
-       and (d.user_id = p_uid or exists (select 1 from public.document_access a
-                                          where a.document_id = d.id and a.user_id = p_uid)));
+     where d.id in (select private.readable_document_ids(p_uid))
+       and (v_ids is null or d.id = any (v_ids)));
 end;
 $$;
 

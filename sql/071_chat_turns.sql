@@ -118,7 +118,7 @@ begin
   end if;
 
   if p_session_id is null then
-    perform private.allowed_documents(p.id, p_document_ids);
+    -- The documents are checked once, below: a refusal there rolls this insert back with the rest.
     insert into public.chat_sessions (user_id, title, document_ids)
     values (p.id, left(regexp_replace(btrim(p_message), '[[:cntrl:][:space:]]+', ' ', 'g'), 60), p_document_ids)
     returning * into s;

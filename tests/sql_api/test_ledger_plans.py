@@ -1,6 +1,7 @@
 """The per-request queries of a chat turn and of the usage report use indexes at scale: with
-100,000 messages and 30,000 rollup rows, no statement run inside begin/finish/report scans
-chat_messages, usage_logs or usage_daily. Plans are read with auto_explain (nested statements
+100,000 messages, 100,000 documents and 30,000 rollup rows, no statement run inside
+begin/finish/report scans chat_messages, documents, usage_logs or usage_daily (the documents a turn
+may search start from the user's own and their accepted shares). Plans are read with auto_explain (nested statements
 included), so the test sees the functions' own queries, not copies of them."""
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from tests.support.factories import finish_args
 USERS = 1000
 MESSAGES_PER_USER = 100
 DAYS = 30
-SCANNED = ("Seq Scan on chat_messages", "Seq Scan on usage_logs", "Seq Scan on usage_daily")
+DOCUMENTS_PER_USER = 100
+SCANNED = ("Seq Scan on chat_messages", "Seq Scan on documents", "Seq Scan on usage_logs",
+           "Seq Scan on usage_daily")
 
 
 @pytest.fixture(scope="module")
 def crowded(database_url: str) -> str:
-    """USERS users, each with a session, MESSAGES_PER_USER settled messages and DAYS rollup rows."""
+    """USERS users, each with a session, MESSAGES_PER_USER settled messages, DOCUMENTS_PER_USER ready
+    documents and DAYS rollup rows."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("insert into auth.users (id, email) select gen_random_uuid(), 'crowd' || n || '@example.test'"
                      " from generate_series(1, %s) n", [USERS])
@@ -34,6 +38,10 @@ def crowded(database_url: str) -> str:
             " select s.id, s.user_id, case when n %% 2 = 0 then 'user' else 'assistant' end, 'complete', 'x', 0.001,"
             "        now() - n * interval '1 minute'"
             "   from public.chat_sessions s cross join generate_series(1, %s) n", [MESSAGES_PER_USER])
+        conn.execute("insert into public.documents (user_id, name, mime_type, size_bytes, sha256, status)"
+                     " select p.id, 'doc' || n, 'text/plain', 10, encode(sha256((p.id::text || n)::bytea), 'hex'),"
+                     "        'ready'"
+                     "   from public.user_profiles p cross join generate_series(1, %s) n", [DOCUMENTS_PER_USER])
         conn.execute("insert into public.usage_daily (user_id, day, service, model, requests, cost_usd)"
                      " select p.id, (now() at time zone 'UTC')::date - d, 'chat', 'm', 1, 0.01"
                      "   from public.user_profiles p cross join generate_series(0, %s) d", [DAYS - 1])
