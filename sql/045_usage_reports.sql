@@ -132,8 +132,7 @@ drop function if exists private.document_turns(uuid, date, date);
 create or replace function private.document_costs(p_user_id uuid, p_from date, p_to date)
 returns table (document_id uuid, turns bigint, turn_cost_usd numeric, storage_gb_days numeric,
                storage_cost_usd numeric)
--- A user's month cites a handful of documents: the estimate lets the planner join them by key.
-language plpgsql stable security definer rows 20 set search_path = ''
+language plpgsql stable security definer set search_path = ''
 as $$
 #variable_conflict use_column
 declare

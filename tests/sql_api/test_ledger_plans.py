@@ -42,6 +42,13 @@ def crowded(database_url: str) -> str:
                      " select p.id, 'doc' || n, 'text/plain', 10, encode(sha256((p.id::text || n)::bytea), 'hex'),"
                      "        'ready'"
                      "   from public.user_profiles p cross join generate_series(1, %s) n", [DOCUMENTS_PER_USER])
+        # A month of storage rows per document, as the registry writes them (the rollup of these is
+        # seeded below with the rest, so the trigger is held off meanwhile).
+        conn.execute("alter table public.usage_logs disable trigger usage_logs_rollup")
+        conn.execute("insert into public.usage_logs (user_id, document_id, service, quantity, cost_usd, created_at)"
+                     " select d.user_id, d.id, 'vector_storage', 0.001, 0.0001, now() - n * interval '1 day'"
+                     "   from public.documents d cross join generate_series(0, %s) n", [DAYS // 10])
+        conn.execute("alter table public.usage_logs enable trigger usage_logs_rollup")
         conn.execute("insert into public.usage_daily (user_id, day, service, model, requests, cost_usd)"
                      " select p.id, (now() at time zone 'UTC')::date - d, 'chat', 'm', 1, 0.01"
                      "   from public.user_profiles p cross join generate_series(0, %s) d", [DAYS - 1])
