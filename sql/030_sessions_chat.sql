@@ -76,27 +76,8 @@ $$;
 revoke execute on function public.get_session(uuid) from public, anon;
 grant execute on function public.get_session(uuid) to authenticated;
 
--- list_sessions: the caller's sessions by last activity, with message counts; keyset-paginated.
-create or replace function public.list_sessions(p_limit integer default 20, p_cursor text default null)
-returns jsonb
-language plpgsql volatile security definer set search_path = ''
-as $$
-declare
-  v_uid uuid := (private.active_profile()).id;
-  v_limit integer := private.check_limit(p_limit);
-  c record := private.decode_cursor(p_cursor);
-  v_cursor_id uuid := private.cursor_uuid(c.id);
-begin
-  return private.page_of((
-    select coalesce(jsonb_agg(jsonb_build_object('item', private.session_json(t.x), 'ts', t.ts, 'id', t.id)
-                              order by t.ts desc, t.id desc), '[]'::jsonb)
-      from (select s as x, s.updated_at as ts, s.id from public.chat_sessions s
-             where s.user_id = v_uid and (c.ts is null or (s.updated_at, s.id) < (c.ts, v_cursor_id))
-             order by s.updated_at desc, s.id desc limit v_limit + 1) t), v_limit);
-end;
-$$;
-revoke execute on function public.list_sessions(integer, text) from public, anon;
-grant execute on function public.list_sessions(integer, text) to authenticated;
+-- The caller's sessions are listed (and searched) by list_my_sessions in 035_sessions_search.sql.
+drop function if exists public.list_sessions(integer, text);
 
 create or replace function public.rename_session(p_session_id uuid, p_title text) returns jsonb
 language plpgsql volatile security definer set search_path = ''

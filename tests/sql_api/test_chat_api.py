@@ -35,8 +35,8 @@ def test_sessions_crud_with_counts_and_pagination(db: Database, users: UserFacto
     created = [db.call("create_session", {"p_title": f"S{i}"}, user.identity) for i in range(3)]
     renamed = db.call("rename_session", {"p_session_id": created[0]["id"], "p_title": "  Renamed  "}, user.identity)
     assert renamed["title"] == "Renamed"
-    page1 = db.call("list_sessions", {"p_limit": 2}, user.identity)
-    page2 = db.call("list_sessions", {"p_limit": 2, "p_cursor": page1["next_cursor"]}, user.identity)
+    page1 = db.call("list_my_sessions", {"p_limit": 2}, user.identity)
+    page2 = db.call("list_my_sessions", {"p_limit": 2, "p_cursor": page1["next_cursor"]}, user.identity)
     order = [s["id"] for s in page1["items"] + page2["items"]]
     assert order == [created[0]["id"], created[2]["id"], created[1]["id"]]  # last activity first
     assert page2["next_cursor"] is None
@@ -220,7 +220,7 @@ def test_a_disabled_user_can_do_nothing(db: Database, users: UserFactory, databa
     session = db.call("create_session", {}, user.identity)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("update public.user_profiles set disabled = true where id = %s", [user.id])
-    for function, args in [("get_my_profile", {}), ("list_documents", {}), ("list_sessions", {}),
+    for function, args in [("get_my_profile", {}), ("list_documents", {}), ("list_my_sessions", {}),
                            ("get_session", {"p_session_id": session["id"]}), ("get_usage_report", {})]:
         with pytest.raises(UserDisabledError):
             db.call(function, args, user.identity)

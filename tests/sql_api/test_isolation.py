@@ -104,7 +104,7 @@ def test_anon_sees_nothing(database_url: str, table: str) -> None:
         _select_as(database_url, "anon", None, table)
 
 
-@pytest.mark.parametrize("function", ["get_my_profile", "list_documents", "list_sessions", "get_usage_report"])
+@pytest.mark.parametrize("function", ["get_my_profile", "list_documents", "list_my_sessions", "get_usage_report"])
 def test_anon_cannot_call_the_api(database_url: str, function: str) -> None:
     with psycopg.connect(database_url) as conn, conn.transaction():
         conn.execute("select set_config('role', 'anon', true)")
