@@ -39,11 +39,12 @@ class ValidationProblem(Problem):
 
 
 def _error_statuses(route: Route) -> set[int]:
-    statuses = {500, *route.errors}
-    if route.auth == "user":
-        statuses.add(401)
-    if route.auth == "service":
-        statuses |= {401, 403}
+    """Every error status ``route`` may answer: its own, and what the pipeline adds around it."""
+    statuses = {500, *(status for status in route.errors if status >= 400)}
+    if route.auth in ("user", "service"):
+        # 401: no or a bad token; 403: a disabled account (user) or the wrong caller (service);
+        # 503: the signing keys or the database cannot be reached.
+        statuses |= {401, 403, 503}
     if route.body is not None:
         statuses |= {400, 413, 415, 422}
     if route.query is not None:
@@ -151,7 +152,8 @@ def _operation(function: str, route: Route, refs: dict[Any, dict[str, Any]], sch
             {"name": p.name, "in": "path", "required": True, "schema": dict(OPENAPI_PARAM_SCHEMAS[p.converter])}
             for p in route.path_params
         ],
-        "responses": {str(route.status): _success(route, refs)},
+        "responses": {str(status): _success(route, refs, status)
+                      for status in sorted({route.status, *(s for s in route.errors if s < 400)})},
     }
     if route.query is not None:
         query_schema = schemas[_ref_name(refs[(route.query, "validation")])]
@@ -175,8 +177,14 @@ def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[s
     return []
 
 
-def _success(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    description = http.HTTPStatus(route.status).phrase
+def _success(route: Route, refs: dict[Any, dict[str, Any]], status: int) -> dict[str, Any]:
+    """A success answer of ``route``: its response model (or event stream), or no body.
+
+    A route's other success statuses (``errors`` below 400, e.g. 200 for an upload that found the
+    same document) answer the same body as its main one; a 204 never has a body."""
+    description = http.HTTPStatus(status).phrase
+    if status == 204:
+        return {"description": description}
     content: dict[str, Any] = {}
     if route.response is not None:
         content["application/json"] = {"schema": refs[(route.response, "serialization")]}
