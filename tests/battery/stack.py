@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import threading
+
 import httpx
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from common.http.registry import FUNCTIONS, mount_path
 from common.runtime import Runtime
-from local.server import serve_in_thread
 from tests.support.functions import REGISTRY_TOKEN, build_function_app
 from tests.support.users import AppUser
 
@@ -35,6 +36,14 @@ def _root_as_slash(app: WSGIApplication) -> WSGIApplication:
 def _not_mounted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no function here"]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access line per request on stderr: the functions log their own, and the battery sends
+    thousands."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        del code, size
 
 
 @dataclass
@@ -65,7 +74,9 @@ def start_stack(directory: Path, runtime: Runtime) -> Stack:
     """Build every registered function with ``runtime`` and serve them on a free loopback port."""
     mounts = {mount_path(name): _root_as_slash(build_function_app(directory, name, runtime))
               for name in sorted(FUNCTIONS)}
-    server = serve_in_thread(DispatcherMiddleware(_not_mounted, mounts))
+    server = make_server("127.0.0.1", 0, DispatcherMiddleware(_not_mounted, mounts), threaded=True,
+                         request_handler=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="battery-stack", daemon=True).start()
     return Stack(base=f"http://127.0.0.1:{server.port}", server=server)
 
 
