@@ -100,6 +100,8 @@ def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: st
                 raise ValueError(f"two operations for {route.method} {path}")
             methods[route.method.lower()] = operation
 
+    for function, routes in functions:
+        _add_links(paths, mount_path(function), routes)
     problem_ref = refs[(Problem, "serialization")]
     validation_ref = refs[(ValidationProblem, "serialization")]
     responses = {
@@ -166,6 +168,32 @@ def _operation(function: str, route: Route, refs: dict[Any, dict[str, Any]], sch
             "content": {route.body_media: {"schema": refs[(route.body, "validation")]}},
         }
     return operation
+
+
+def _add_links(paths: dict[str, dict[str, Any]], prefix: str, routes: Sequence[Route]) -> None:
+    """OpenAPI links from what a route creates to the routes that take it: a route below the
+    creator's path whose one new parameter is a field of the created body (``POST /sessions`` ->
+    ``GET /sessions/{id}``; ``POST /upload/{id}/access`` -> ``DELETE /upload/{id}/access/{share_id}``)."""
+    for creator in routes:
+        if creator.method != "POST" or creator.response is None:
+            continue
+        fields = set(creator.response.model_fields)
+        known = {p.name for p in creator.path_params}
+        depth = len(creator.segments)
+        links: dict[str, Any] = {}
+        for target in routes:
+            head = target.segments[:depth]
+            new = [p for p in target.path_params if p.name not in known]
+            if (target is creator or len(target.segments) <= depth or head != creator.segments
+                    or len(new) != 1 or new[0] is not target.segments[depth] or new[0].name not in fields):
+                continue
+            operation = paths[prefix + target.openapi_path][target.method.lower()]
+            links[operation["operationId"]] = {
+                "operationId": operation["operationId"],
+                "parameters": {p.name: (f"$response.body#/{p.name}" if p is new[0] else f"$request.path.{p.name}")
+                               for p in target.path_params}}
+        if links:
+            paths[prefix + creator.openapi_path]["post"]["responses"][str(creator.status)]["links"] = links
 
 
 def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[str]]]:

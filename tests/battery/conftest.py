@@ -41,6 +41,8 @@ KNOWN_FUZZ_FAILURES = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if item.get_closest_marker("long") is not None and not LONG:
+            item.add_marker(pytest.mark.skip(reason="a long run: ./deploy.sh test --long (DOCCHAT_LONG=1)"))
         if not str(item.path).endswith("tests/battery/test_fuzz.py"):
             continue
         for marker, reason in KNOWN_FUZZ_FAILURES.items():
