@@ -3,7 +3,10 @@
 Paths are written as the one-port server (and a gateway) serves them: ``/<function>/<route>``.
 Schemas come from the routes' pydantic models (request bodies and queries in validation mode,
 responses in serialization mode, so exact decimals appear as strings) and live in
-``components/schemas``; every error is an ``application/problem+json`` response.
+``components/schemas``; every error is an ``application/problem+json`` response, and every route
+that takes a token declares the pipeline's refusals (401, 403, 503). A route's other statuses that
+carry its own body (``errors`` below 400, ``Route.answers``) are declared with that body. What a
+``POST`` creates links to the routes that take it (OpenAPI links, for clients and stateful fuzzing).
 
 ``python -m common.http.openapi`` prints the document of the functions in
 :data:`common.http.registry.FUNCTIONS`.

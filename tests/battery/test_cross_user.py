@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.battery.figures import record
 from tests.battery.routes import Endpoint, user_endpoints
 from tests.battery.stack import Stack
 from tests.support.users import AppUser, UserFactory
@@ -71,6 +72,8 @@ def test_every_id_bearing_endpoint_answers_404_to_another_user(stack: Stack, use
             got = http.request(endpoint.method, endpoint.url(_ids_for(endpoint, owned)), **endpoint.valid_body())
             answers[str(endpoint)] = (got.status_code, got.json().get("code", ""))
     # then every answer is 404 not_found, nothing reached OpenAI and A's rows are unchanged
+    record("cross_user", endpoints=len(answers), answered_404=sum(a == (404, "not_found") for a in answers.values()),
+           openai_requests=len(standin.requests))
     assert len(answers) == 13
     assert {key: value for key, value in answers.items() if value != (404, "not_found")} == {}
     assert [r.path for r in standin.requests] == []

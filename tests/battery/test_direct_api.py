@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from common.db.base import Database
+from tests.battery.figures import record
 from tests.battery.stack import Stack
 from tests.support.factories import make_document, share_with
 from tests.support.users import TEST_PUBLISHABLE_KEY, AppUser, UserFactory
@@ -118,6 +119,9 @@ def test_no_user_api_call_changes_another_users_data_or_the_ledger(
                     unmatched.append(name)  # the call never reached the function: the battery's own bug
     # then nothing but B's own rows changed, the ledger is untouched and no call was a server error
     assert len(granted) > 15 and unmatched == []
+    codes = [code for answers in statuses.values() for code in answers]
+    record("direct_api", functions=len(granted), calls=len(codes), answered_2xx=sum(c < 300 for c in codes),
+           refused_4xx=sum(400 <= c < 500 for c in codes), server_errors=sum(c >= 500 for c in codes))
     assert {name: codes for name, codes in statuses.items() if any(code >= 500 for code in codes)} == {}
     after = _world(database_url, b.id)
     assert {t: (before[t], after[t]) for t in before if before[t] != after[t]} == {}
@@ -172,6 +176,7 @@ def test_tables_show_a_user_only_what_they_may_see_and_refuse_their_writes(
                 if outcome[0] == "ok" and outcome[1] > 0:
                     writes[f"{verb} {relation}"] = outcome
     # then B saw none of A's rows, changed no row, and the world is as it was
+    record("direct_tables", relations=len(relations), leaks=len(leaks), writes_that_changed_rows=len(writes))
     assert len(relations) >= 10
     assert leaks == {}
     assert writes == {}

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from common.db.base import Database
+from tests.battery.figures import FIGURES, record
 from tests.battery.routes import Endpoint, all_endpoints
 from tests.battery.stack import Stack
 from tests.support.jwt_keys import (
@@ -94,6 +95,9 @@ def test_every_forged_or_misdirected_token_is_refused_everywhere(stack: Stack, v
     seen = _refusals(stack, tokens)
     # then every answer is 401 or 403
     accepted = {key: count for key, count in seen.items() if key[1] not in (401, 403)}
+    record("jwt_attacks", attacks=len(ATTACKS), endpoints=len(all_endpoints()), requests=sum(seen.values()),
+           refused_401=sum(n for (_, status), n in seen.items() if status == 401),
+           refused_403=sum(n for (_, status), n in seen.items() if status == 403), accepted=sum(accepted.values()))
     assert accepted == {}, accepted
     assert sum(seen.values()) == len(ATTACKS) * len(all_endpoints())
 
@@ -107,6 +111,7 @@ def test_a_gone_or_disabled_account_is_refused_everywhere(stack: Stack, request:
     seen = _refusals(stack, {who: person.token})
     # then every answer is 401 or 403
     accepted = {key: count for key, count in seen.items() if key[1] not in (401, 403)}
+    FIGURES.setdefault("jwt_attacks", {})[who] = dict(sorted((str(s), n) for (_, s), n in seen.items()))
     assert accepted == {}, accepted
 
 
