@@ -213,6 +213,40 @@ def test_accepting_a_share_with_a_fault_at_each_step(stack: Stack, users: UserFa
     assert _settle(stack, database_url, standin, before) == []
 
 
+CUT_STREAM = Kind("stream_cut", {"cut_after_created": True, "times": 1})
+CHAT_SWITCH = ("POST /chat answers 500 before any OpenAI call: common/chat_ledger.py calls begin_chat_turn with "
+               "the old signature while the chat function moves to the turn API (sql/071_chat_turns.sql)")
+CHAT_KINDS = [*RUN_KINDS, CUT_STREAM]
+
+
+@pytest.mark.xfail(strict=True, reason=CHAT_SWITCH)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("kind", CHAT_KINDS, ids=lambda k: k.name)
+def test_a_chat_turn_with_a_fault_at_the_model_call(stack: Stack, users: UserFactory, standin: Any,
+                                                    database_url: str, kind: Kind, stream: bool) -> None:
+    # given a user with a document, and a fault on the model call (the Responses API)
+    user = users.create()
+    _ready_document(stack, user, f"chat-{kind.name}-{stream}.txt")
+    before = _baseline(database_url, standin)
+    standin.clear_requests()
+    standin.inject_fault(r"^/responses$", method="POST", **kind.fault)  # counted once the turn API is in
+    killer = _kill_connections_soon(database_url, 0.3) if kind.kills_database else None
+    # when the user asks, plainly or streamed
+    with stack.client(user.token, timeout=60) as http:
+        answer = http.post("/chat", json={"message": "Where do comet tails point?", "stream": stream})
+        body = answer.read()
+    if killer is not None:
+        killer.join()
+    # then the model call was made (the fault was met), the answer is clear (a streamed answer that
+    # began says how it ended), and after one refresh every invariant holds: usage once, nothing pending
+    assert [r.path for r in standin.requests if r.path == "/v1/responses"], answer.text
+    if stream and answer.status_code == 200:
+        assert b"event: error" in body or b"event: done" in body, body[-500:]
+    else:
+        _assert_clear(answer, kind, (200,))
+    assert _settle(stack, database_url, standin, before) == []
+
+
 STUCK_LEASE = ("the database is lost while a registry run is under way: the run cannot record that it failed, "
                "so it keeps the running slot until its lease (2 x the time budget, at least 60 s) ends and the "
                "next refresh answers 409 already_running (common/registry.py, sql/060_registry.sql)")
