@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
@@ -36,6 +38,13 @@ schema = schemathesis.openapi.from_dict(build_openapi(registered_functions()))
 CASES: Counter[str] = Counter()
 STATUSES: Counter[tuple[str, int]] = Counter()
 KNOWN: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    """One keep-alive session for every case (a new connection per case would dominate the run)."""
+    with requests.Session() as shared:
+        yield shared
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +84,14 @@ def _token_for(case: schemathesis.Case, callers: dict[str, str]) -> str:
           phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 def test_no_generated_request_breaks_the_server_or_the_document(case: schemathesis.Case, stack: Stack,
-                                                                 callers: dict[str, str]) -> None:
+                                                                 callers: dict[str, str],
+                                                                 session: requests.Session) -> None:
     # given a generated request (valid or not) for one endpoint, sent by the caller that endpoint is for
     label = f"{case.operation.method.upper()} {case.operation.path}"
     CASES[label] += 1
     # when it is sent to the served functions
-    response = case.call(base_url=stack.base, headers={"Authorization": f"Bearer {_token_for(case, callers)}"},
-                         timeout=30)
+    response = case.call(base_url=stack.base, session=session, timeout=30,
+                         headers={"Authorization": f"Bearer {_token_for(case, callers)}"})
     STATUSES[(label, response.status_code)] += 1
     # then the answer is not a server error and matches the document
     if is_known_nul_defect(case, response):
