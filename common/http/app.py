@@ -195,6 +195,7 @@ def install_problem_fallbacks(app: flask.Flask) -> None:
 
 
 def _unrouted(error: Exception) -> flask.Response:
+    """The problem+json answer to a request Flask's URL map refused (404, or 405 naming the methods)."""
     request_id = request_id_from(flask.request.headers)
     allowed = getattr(error, "valid_methods", None)
     problem = MethodNotAllowedError(list(allowed)) if allowed else NotFoundError("No such endpoint.")

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.battery.conftest import LONG
-from tests.battery.figures import FIGURES, record
+from tests.battery.figures import record
 from tests.battery.invariants import violations
 from tests.battery.stack import Stack
 from tests.support.users import AppUser, UserFactory
@@ -267,9 +267,9 @@ def test_the_registry_refresh_with_a_fault_then_a_clean_one(stack: Stack, users:
         answer = http.post("/registry-refresh", json={"trigger": "battery"})
     if killer is not None:
         killer.join()
-    # then it answers clearly (a run that says it was partial or failed counts), and the next clean
-    # run leaves every invariant holding
-    assert answer.status_code in (200, 409, 502, 503), answer.text
+    # then it answers clearly (a run that reports itself partial, or a problem with a code), and the
+    # next clean run leaves every invariant holding
+    _assert_clear(answer, kind, (200,))
     assert _settle(stack, database_url, standin, before) == []
 
 
@@ -280,6 +280,5 @@ def test_the_fault_figures_are_recorded() -> None:
            kinds_run=[k.name for k in RUN_KINDS], invariant_violations=len(VIOLATIONS),
            refreshes_refused_by_stale_connections=len(STALE_CONNECTION_FAILURES),
            violations=sorted({re.sub(r"[0-9a-f-]{36}|vs_\w+|file-\w+", "<id>", v) for v in VIOLATIONS}))
-    assert "fault_matrix" in FIGURES
 
 

@@ -67,10 +67,18 @@ def _seed(stack: Stack, user: AppUser) -> None:
 def is_known_nul_defect(case: schemathesis.Case, response: Any) -> bool:
     """A query or JSON body text holding a NUL byte reaches PostgreSQL, which cannot store it, and
     the request answers 503 database_unavailable (see test_known_defects.py, which keeps it visible)."""
-    texts = [str(item) for value in (case.query or {}).values()
-             for item in (value if isinstance(value, list) else [value])]
-    texts.append(json.dumps(case.body, default=str) if isinstance(case.body, (dict, list, str)) else "")
-    return (response.status_code == 503 and any("\x00" in text or "\\u0000" in text for text in texts)
+    def text(value: Any) -> str:
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    texts = [text(item) for value in (case.query or {}).values()
+             for item in (value if isinstance(value, (list, tuple)) else [value])]
+    body = case.body
+    texts.append(text(body) if isinstance(body, (bytes, str)) else json.dumps(body, default=text))
+    sent = getattr(response, "request", None)  # what went on the wire: the ground truth
+    if sent is not None:
+        texts.append(str(getattr(sent, "url", "")).replace("%00", "\x00"))
+        texts.append(text(getattr(sent, "body", None) or ""))
+    return (response.status_code == 503 and any("\x00" in t or "\\u0000" in t for t in texts)
             and response.json().get("code") == "database_unavailable")
 
 
