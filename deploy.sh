@@ -50,7 +50,12 @@ case "$cmd" in
     ;;
   test)
     ensure_venv
-    exec "$VENV/bin/python" -m pytest "$@"
+    # --long: also the long runs (load, more fuzzing cases, every fault kind): DOCCHAT_LONG=1
+    args=()
+    for arg in "$@"; do
+      if [ "$arg" = "--long" ]; then export DOCCHAT_LONG=1; else args+=("$arg"); fi
+    done
+    exec "$VENV/bin/python" -m pytest ${args[@]+"${args[@]}"}
     ;;
   migrate)
     ensure_venv

@@ -371,7 +371,7 @@ $$;
 
 -- The acting user of a backend-API call (granted to service_role only): the profile, created on
 -- first sight from auth.users (email, and the role from raw_app_meta_data, never user metadata);
--- DC404 for an unknown user, DC410 for a disabled one unless p_allow_disabled (settling a turn that
+-- DC401 for an unknown user (a deleted one), DC410 for a disabled one unless p_allow_disabled (settling a turn that
 -- was already running must still record its cost). Locks the profile row when p_lock.
 create or replace function private.backend_profile(p_user_id uuid, p_allow_disabled boolean default false,
                                                    p_lock boolean default false) returns public.user_profiles
@@ -396,7 +396,8 @@ begin
     on conflict (id) do update set last_seen_at = now()
     returning * into v_profile;
     if not found then
-      perform private.fail('DC404', 'user not found');
+      -- A verified token of a user Auth no longer holds: not signed in, as on the user API.
+      perform private.fail('DC401', 'unknown user');
     end if;
   elsif v_profile.last_seen_at < now() - interval '1 minute' then
     update public.user_profiles set last_seen_at = now() where id = p_user_id returning * into v_profile;

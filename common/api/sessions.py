@@ -12,7 +12,7 @@ import flask
 import pydantic
 
 from common import sessions
-from common.http import RequestContext, Route
+from common.http import RequestContext, ResponseDoc, Route
 from common.idempotency import run_idempotent
 
 MessageStatus = Literal["pending", "complete", "failed"]
@@ -205,5 +205,7 @@ ROUTES = [
     Route("PATCH", "/{id:uuid}", rename, body=RenameIn, response=SessionOut, errors=(403,)),
     Route("DELETE", "/{id:uuid}", delete_one, status=204, errors=(403, 502, 503)),
     Route("GET", "/{id:uuid}/messages", messages, query=MessagesQuery, response=MessagePage, errors=(400, 403)),
-    Route("GET", "/{id:uuid}/export", export, query=ExportQuery, response=SessionExport, errors=(403,)),
+    Route("GET", "/{id:uuid}/export", export, query=ExportQuery, response=SessionExport, errors=(403,),
+          responses=(ResponseDoc(200, "text/markdown", description="The session as JSON, or with format=md as a "
+                                                                   "Markdown file with every message and its sources"),)),
 ]

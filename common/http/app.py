@@ -92,6 +92,11 @@ class FunctionApp:
         self.routes = tuple(routes)
         self.router = Router(self.routes)
         self._runtime_factory = runtime_factory
+        if flask.has_app_context():
+            # functions-framework imports main.py inside its Flask app's context: the requests its
+            # URL map never hands to the entry point (a path segment holding a control character,
+            # /robots.txt, /favicon.ico) get problem+json too, instead of Flask's HTML page.
+            install_problem_fallbacks(flask.current_app)
 
     def handle(self, request: flask.Request) -> flask.Response:
         """Serve one request; never raises (unknown failures become a logged, generic 500)."""
@@ -180,6 +185,23 @@ class FunctionApp:
             user_id=context.user_id if context else None,
             streamed=response.is_streamed or None,
         )
+
+
+def install_problem_fallbacks(app: flask.Flask) -> None:
+    """Answer ``app``'s own 404 and 405 (raised by its URL map before any handler runs) as
+    problem+json with a request id, like every other error of the function."""
+    app.register_error_handler(404, _unrouted)
+    app.register_error_handler(405, _unrouted)
+
+
+def _unrouted(error: Exception) -> flask.Response:
+    """The problem+json answer to a request Flask's URL map refused (404, or 405 naming the methods)."""
+    request_id = request_id_from(flask.request.headers)
+    allowed = getattr(error, "valid_methods", None)
+    problem = MethodNotAllowedError(list(allowed)) if allowed else NotFoundError("No such endpoint.")
+    response = problem_response(problem, request_id)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 def _query_input(request: flask.Request) -> dict[str, Any]:

@@ -3,7 +3,11 @@
 Paths are written as the one-port server (and a gateway) serves them: ``/<function>/<route>``.
 Schemas come from the routes' pydantic models (request bodies and queries in validation mode,
 responses in serialization mode, so exact decimals appear as strings) and live in
-``components/schemas``; every error is an ``application/problem+json`` response.
+``components/schemas``; every error is an ``application/problem+json`` response, and every route
+that takes a token declares the pipeline's refusals (401, 403, 503). A route's other statuses that
+carry its own body (``errors`` below 400) are declared with that body, and ``Route.responses``
+documents other bodies and media types. What a
+``POST`` creates links to the routes that take it (OpenAPI links, for clients and stateful fuzzing).
 
 ``python -m common.http.openapi`` prints the document of the functions in
 :data:`common.http.registry.FUNCTIONS`.
@@ -39,11 +43,12 @@ class ValidationProblem(Problem):
 
 
 def _error_statuses(route: Route) -> set[int]:
-    statuses = {500, *route.errors}
-    if route.auth == "user":
-        statuses.add(401)
-    if route.auth == "service":
-        statuses |= {401, 403}
+    """Every error status ``route`` may answer: its own, and what the pipeline adds around it."""
+    statuses = {500, *(status for status in route.errors if status >= 400)}
+    if route.auth in ("user", "service"):
+        # 401: no or a bad token; 403: a disabled account (user) or the wrong caller (service);
+        # 503: the signing keys or the database cannot be reached.
+        statuses |= {401, 403, 503}
     if route.body is not None:
         statuses |= {400, 413, 415, 422}
     if route.query is not None:
@@ -101,6 +106,8 @@ def build_openapi(functions: Sequence[tuple[str, Sequence[Route]]], *, title: st
                 raise ValueError(f"two operations for {route.method} {path}")
             methods[route.method.lower()] = operation
 
+    for function, routes in functions:
+        _add_links(paths, mount_path(function), routes)
     problem_ref = refs[(Problem, "serialization")]
     validation_ref = refs[(ValidationProblem, "serialization")]
     responses = {
@@ -153,7 +160,7 @@ def _operation(function: str, route: Route, refs: dict[Any, dict[str, Any]], sch
             {"name": p.name, "in": "path", "required": True, "schema": dict(OPENAPI_PARAM_SCHEMAS[p.converter])}
             for p in route.path_params
         ],
-        "responses": {str(route.status): _success(route, refs)},
+        "responses": {str(status): _success(route, refs, status) for status in route.success_statuses},
     }
     if route.query is not None:
         query_schema = schemas[_ref_name(refs[(route.query, "validation")])]
@@ -188,6 +195,32 @@ def _document_responses(operation: dict[str, Any], route: Route, refs: dict[Any,
         response.setdefault("content", {})[doc.media] = {"schema": schema}
 
 
+def _add_links(paths: dict[str, dict[str, Any]], prefix: str, routes: Sequence[Route]) -> None:
+    """OpenAPI links from what a route creates to the routes that take it: a route below the
+    creator's path whose one new parameter is a field of the created body (``POST /sessions`` ->
+    ``GET /sessions/{id}``; ``POST /upload/{id}/access`` -> ``DELETE /upload/{id}/access/{share_id}``)."""
+    for creator in routes:
+        if creator.method != "POST" or creator.response is None:
+            continue
+        fields = set(creator.response.model_fields)
+        known = {p.name for p in creator.path_params}
+        depth = len(creator.segments)
+        links: dict[str, Any] = {}
+        for target in routes:
+            head = target.segments[:depth]
+            new = [p for p in target.path_params if p.name not in known]
+            if (target is creator or len(target.segments) <= depth or head != creator.segments
+                    or len(new) != 1 or new[0] is not target.segments[depth] or new[0].name not in fields):
+                continue
+            operation = paths[prefix + target.openapi_path][target.method.lower()]
+            links[operation["operationId"]] = {
+                "operationId": operation["operationId"],
+                "parameters": {p.name: (f"$response.body#/{p.name}" if p is new[0] else f"$request.path.{p.name}")
+                               for p in target.path_params}}
+        if links:
+            paths[prefix + creator.openapi_path]["post"]["responses"][str(creator.status)]["links"] = links
+
+
 def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[str]]]:
     if auth == "user":
         return [{"supabaseAuth": []}]
@@ -196,8 +229,14 @@ def _security(auth: Literal["user", "service", "none"]) -> list[dict[str, list[s
     return []
 
 
-def _success(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    description = http.HTTPStatus(route.status).phrase
+def _success(route: Route, refs: dict[Any, dict[str, Any]], status: int) -> dict[str, Any]:
+    """A success answer of ``route``: its response model (or event stream), or no body.
+
+    A route's other statuses with that body (``errors`` below 400, e.g. 200 for an upload that found
+    the same document) are declared alike; a 204 never has a body."""
+    description = http.HTTPStatus(status).phrase
+    if status == 204:
+        return {"description": description}
     content: dict[str, Any] = {}
     if route.response is not None:
         content["application/json"] = {"schema": refs[(route.response, "serialization")]}
@@ -215,7 +254,10 @@ def _event_stream_schema(route: Route, refs: dict[Any, dict[str, Any]]) -> dict[
                        "`data:` line of JSON as given here; `: keep-alive` comment lines keep an idle "
                        "connection open.",
         "oneOf": [{"type": "object", "title": name, "required": ["event", "data"],
-                   "properties": {"event": {"const": name}, "data": refs[(model, "serialization")]}}
+                   "properties": {"event": {"const": name},
+                                  # the data line is JSON text: its schema is the content's (JSON Schema 2020-12)
+                                  "data": {"type": "string", "contentMediaType": "application/json",
+                                           "contentSchema": refs[(model, "serialization")]}}}
                   for name, model in route.events],
     }
 

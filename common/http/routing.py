@@ -76,7 +76,9 @@ class Route:
     ``events`` names the Server-Sent Events the route may stream instead (``(event, data model)``
     pairs, in the order they come): the success response then also offers ``text/event-stream``.
     ``codes`` describes error statuses of this route with their stable codes (``(status, text)``).
-    ``responses`` documents other bodies it answers with (:class:`ResponseDoc`).
+    ``responses`` documents other bodies it answers with (:class:`ResponseDoc`), e.g. 503 for a
+    health report that failed or another media type; statuses below 400 in ``errors`` carry the
+    route's own ``response`` body.
     """
 
     method: str
@@ -103,6 +105,11 @@ class Route:
         if self.auth not in ("user", "service", "none"):
             raise ValueError(f"unknown auth {self.auth!r}")
         object.__setattr__(self, "segments", parse_template(self.path))
+
+    @property
+    def success_statuses(self) -> tuple[int, ...]:
+        """Every status whose body is the route's own response (or stream), in order."""
+        return tuple(sorted({self.status, *(s for s in self.errors if s < 400)}))
 
     @property
     def path_params(self) -> tuple[PathParam, ...]:

@@ -3,6 +3,7 @@ is slow, ``done`` equal to the stored message, and a client that leaves early lo
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -79,7 +80,7 @@ def test_events_arrive_in_order_while_openai_is_slow_and_done_is_what_is_stored(
     # And every event is one the OpenAPI document describes
     for name, payload in events:
         if name != ":":
-            assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": name, "data": payload},
+            assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": name, "data": json.dumps(payload)},
                                    content_type="text/event-stream")
     # And done is exactly what the history then returns
     stored = history(apps, user, done["session_id"])
@@ -129,8 +130,18 @@ def test_a_failure_after_the_stream_started_is_an_error_event(apps: Apps, users:
     response.close()
     assert [n for n, _ in events] == ["session", "error"]
     problem = events[1][1]
-    assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": "error", "data": problem},
+    assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": "error", "data": json.dumps(problem)},
                            content_type="text/event-stream")
     assert problem["status"] == 503 and problem["code"] == "upstream_unavailable"
     stored = history(apps, user, events[0][1]["session_id"])
     assert [(m["role"], m["status"]) for m in stored] == [("user", "complete"), ("assistant", "failed")]
+
+
+def test_an_event_whose_data_breaks_its_schema_does_not_match_the_document() -> None:
+    # the data line is JSON text whose content the document describes: a wrong one is caught
+    with pytest.raises(AssertionError):
+        assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": "delta", "data": json.dumps({"txt": 1})},
+                               content_type="text/event-stream")
+    with pytest.raises(AssertionError):
+        assert_matches_openapi(OPENAPI, "POST", "/chat", 200, {"event": "delta", "data": "not json"},
+                               content_type="text/event-stream")

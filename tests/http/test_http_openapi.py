@@ -56,7 +56,8 @@ def test_parameters_security_and_problem_responses(document: dict[str, Any]) -> 
     revoke = document["paths"]["/demo/{id}/access/{user_id}"]["delete"]
     assert [(p["name"], p["schema"]) for p in revoke["parameters"]] == [
         ("id", {"type": "string", "format": "uuid"}), ("user_id", {"type": "string", "format": "uuid"})]
-    assert set(revoke["responses"]) == {"204", "401", "404", "409", "500"}
+    # a route that takes a token also declares the pipeline's refusals: 403 (a disabled account), 503
+    assert set(revoke["responses"]) == {"204", "401", "403", "404", "409", "500", "503"}
     assert document["paths"]["/demo/boom"]["get"]["security"] == []
     assert document["paths"]["/registry-refresh"]["post"]["security"] == [{"schedulerAuth": []}]
     problem_422 = document["components"]["responses"]["Problem422"]

@@ -19,6 +19,7 @@ from common.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
+    UnauthorizedError,
     UserDisabledError,
 )
 from tests.support.factories import backend, begin_turn, finish_args, finish_turn, make_document, usage_rows
@@ -356,6 +357,6 @@ def test_a_message_answer_says_what_the_history_needs_and_no_more(db: Database, 
 
 
 def test_the_backend_api_refuses_an_unknown_user(db: Database) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(UnauthorizedError):
         db.call("begin_chat_turn", {"p_request_id": "r", "p_message": "hi", "p_max_cost_usd": 0},
                 Identity.backend(str(uuid.uuid4())))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 JSON_TYPES = ("application/json", "application/problem+json")
 REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
@@ -36,6 +38,21 @@ def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _json_content(validator: Any, content_schema: Any, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    """``contentSchema`` asserted, not only annotated, for JSON text (an SSE event's ``data`` line)."""
+    if schema.get("contentMediaType") != "application/json" or not isinstance(instance, str):
+        return
+    try:
+        parsed = json.loads(instance)
+    except ValueError:
+        yield ValidationError(f"{instance[:80]!r} is not JSON text")
+        return
+    yield from validator.descend(parsed, content_schema)
+
+
+_Validator = validators.extend(Draft202012Validator, {"contentSchema": _json_content})
+
+
 def assert_matches_openapi(document: dict[str, Any], method: str, path_template: str, status: int,
                            json_body: Any, *, content_type: str | None = None) -> None:
     """Raise AssertionError unless the document declares ``status`` for ``method path_template`` and
@@ -58,7 +75,7 @@ def assert_matches_openapi(document: dict[str, Any], method: str, path_template:
         f"{method.upper()} {path_template} {status} declares no JSON body (declared: {sorted(content)})")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
               "components": document.get("components", {}), **content[media]["schema"]}
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = _Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(json_body), key=lambda error: list(error.absolute_path))
     assert not errors, f"{method.upper()} {path_template} {status} does not match the document:\n" + "\n".join(
         f"  at /{'/'.join(str(p) for p in error.absolute_path)}: {error.message}" for error in errors)
