@@ -64,15 +64,15 @@ def run(*, tiny: bool, scale_10m: bool) -> dict[str, Any]:
             warm_parts.callback(standin.stop)
             stack = warm_parts.enter_context(running_stack(url, standin.base_url, emulator.url))
             users = UserFactory(url)
-            figures["floors"] = warm.measure_floors(stack, requests=requests, concurrencies=concurrencies)
+            chatter = warm.chat_user(stack.deployments["psycopg"], users)
+            figures["floors"] = warm.measure_floors(stack, chatter, requests=requests, concurrencies=concurrencies)
             figures["warm"] = {}
             for transport, deployment in stack.deployments.items():
-                measured = warm.measure_deployment(stack, deployment, users, requests=requests,
+                measured = warm.measure_deployment(stack, deployment, users, chatter, requests=requests,
                                                    concurrencies=concurrencies)
-                user = measured.pop("writer")
                 figures["warm"][transport] = measured
                 if transport == "psycopg":
-                    figures["streaming"] = warm.measure_streaming(stack, deployment, user,
+                    figures["streaming"] = warm.measure_streaming(stack, deployment, chatter,
                                                                   delay_seconds=0.25, runs=2 if tiny else 7)
         figures["scale"] = scale.measure(pg, tiny=tiny, scale_10m=scale_10m)
     figures["duration_seconds"] = round(time.perf_counter() - started, 1)

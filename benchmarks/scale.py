@@ -96,7 +96,8 @@ def measure_registry(url: str, standin_url: str, files: int) -> dict[str, Any]:
     from common.settings import RegistrySettings
 
     database = PsycopgDatabase(url, max_size=4)
-    runtime, counting, requests, http_client = counting_runtime(database, url, standin_url)
+    built = counting_runtime(database, url, standin_url)
+    runtime, counting, requests, http_client = built.runtime, built.counting, built.requests, built.http_client
     try:
         owners = [UserFactory(url).create() for _ in range(REGISTRY_STORES)]
         gateway = runtime.openai

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.chat_parts import TimingDatabase
 from common.db.base import Database
 from common.runtime import Runtime
 from tests.support.counting import CountingDatabase
@@ -57,6 +58,8 @@ class Deployment:
     database: CountingDatabase
     openai_requests: RequestCounter
     runtime: Runtime
+    timing: TimingDatabase
+    chat_model: Any  # common.openai.responses.ChatModel on the same counting client
 
     def reset_counts(self) -> None:
         self.database.calls.clear()
@@ -75,26 +78,38 @@ class Stack:
     deployments: dict[str, Deployment] = field(default_factory=dict)
 
 
-def counting_runtime(database: Database, database_url: str,
-                     standin_url: str) -> tuple[Runtime, CountingDatabase, RequestCounter, httpx.Client]:
+@dataclass(frozen=True)
+class Built:
+    runtime: Runtime
+    counting: CountingDatabase
+    timing: TimingDatabase
+    requests: RequestCounter
+    http_client: httpx.Client
+    chat_model: Any
+
+
+def counting_runtime(database: Database, database_url: str, standin_url: str) -> Built:
     """A function Runtime on ``database`` and the stand-in whose database and OpenAI client count their
-    calls; chat turns are not rate limited (the bench sends many per minute)."""
+    calls (and whose SQL calls are timed); chat turns are not rate limited (the bench sends many per
+    minute) and OpenAI calls have the production timeout (the tests' short one is for failing fast)."""
     import openai
 
     from common.openai import build_gateway
-    from common.settings import ChatSettings
+    from common.settings import ChatSettings, OpenAISettings
     from tests.support.functions import make_runtime
 
-    settings = make_runtime(database, database_url, standin_url,
-                            chat=ChatSettings(turns_per_minute=10_000)).settings
+    production_timeout = OpenAISettings.__dataclass_fields__["timeout_seconds"].default
+    settings = make_runtime(database, database_url, standin_url, chat=ChatSettings(turns_per_minute=10_000),
+                            openai_timeout_seconds=production_timeout).settings
     counter = RequestCounter()
     http_client = httpx.Client(event_hooks={"request": [counter]})
     client = openai.OpenAI(api_key=settings.openai.api_key, base_url=settings.openai.base_url,
                            timeout=settings.openai.timeout_seconds, max_retries=settings.openai.max_retries,
                            http_client=http_client)
-    counting = CountingDatabase(database)
+    timing = TimingDatabase(database)
+    counting = CountingDatabase(timing)  # type: ignore[arg-type]  # a Database by shape
     runtime = Runtime(settings, database=counting, openai_factory=lambda s: build_gateway(s.openai, client=client))
-    return runtime, counting, counter, http_client
+    return Built(runtime, counting, timing, counter, http_client, build_gateway(settings.openai, client=client).chat)
 
 
 def hello_app(directory: Path) -> Any:
@@ -140,22 +155,23 @@ def running_stack(database_url: str, standin_url: str, emulator_url: str) -> Ite
     }
     with tempfile.TemporaryDirectory() as scratch:
         mounts: dict[str, Any] = {"/hello": hello_app(Path(scratch))}
-        built: dict[str, tuple[Runtime, CountingDatabase, RequestCounter, httpx.Client]] = {}
+        built: dict[str, Built] = {}
         for transport, database in databases.items():
             built[transport] = counting_runtime(database, database_url, standin_url)
             for name in FUNCTIONS:
-                app = build_function_app(Path(scratch) / transport, name, built[transport][0])
+                app = build_function_app(Path(scratch) / transport, name, built[transport].runtime)
                 mounts[f"/{transport}/{name}"] = app
         root = mounts.pop("/hello")
         url, server = _serve(DispatcherMiddleware(root, mounts))
         stack = Stack(database_url=database_url, standin_url=standin_url, hello_url=f"{url}/")
-        for transport, (runtime, counting, counter, _) in built.items():
-            stack.deployments[transport] = Deployment(transport, f"{url}/{transport}", counting, counter, runtime)
+        for transport, b in built.items():
+            stack.deployments[transport] = Deployment(transport, f"{url}/{transport}", b.counting, b.requests,
+                                                      b.runtime, b.timing, b.chat_model)
         try:
             yield stack
         finally:
             server.shutdown()
             for database in databases.values():
                 database.close()
-            for _, _, _, http_client in built.values():
-                http_client.close()
+            for b in built.values():
+                b.http_client.close()

@@ -2,8 +2,10 @@
 
 Every endpoint is driven over HTTP by the load client (:mod:`benchmarks.load`, its own process) as a
 client would: p50/p95 and requests/s at each concurrency, next to the bare hello on the same server,
-the bare SQL call made with psycopg, and the stand-in's own answer to the same model call. The overhead
-of our code is the endpoint's time minus those floors.
+the bare SQL call made with psycopg, and (for a chat turn) the same OpenAI calls made directly
+(:mod:`benchmarks.chat_parts`). The overhead of our code is the endpoint's time minus those floors.
+The chat turns are asked by a user of their own with a fixed set of documents: the writer's uploads
+grow with every run and would make each turn search more.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
+from benchmarks import chat_parts
 from benchmarks.load import LoadError, LoadSpec, run_load
 from benchmarks.stack import Deployment, Stack
 from benchmarks.timing import Latency, latency_of, time_calls
@@ -26,23 +29,37 @@ from tests.support.users import AppUser, UserFactory
 READ, CHAT = "GET /sessions", "POST /chat (turn)"
 READ_PAGE = 20
 CHAT_MESSAGE = {"message": "What do my notes say?"}
-MODEL_CALL = {"input": "What do my notes say?", "store": False}
+CHAT_DOCUMENTS = 3
+# Chat turns are measured with a quarter of the requests of the other endpoints: one stand-in process
+# stalls (every model call then times out) after about 1,000 turns at concurrency 8, and a run makes the
+# floor's, both transports' and the streaming turns against the same stand-in.
+CHAT_SHARE = 4
 
 
 def _auth(user: AppUser) -> dict[str, str]:
     return {"Authorization": f"Bearer {user.token}"}
 
 
-def endpoint_specs(deployment: Deployment, reader: AppUser, writer: AppUser) -> dict[str, LoadSpec]:
+def chat_user(deployment: Deployment, users: UserFactory) -> AppUser:
+    """A user with CHAT_DOCUMENTS small documents, uploaded through ``deployment``: who asks the turns."""
+    user = users.create()
+    run_load(LoadSpec(f"{deployment.base_url}/upload/", "POST", _auth(user), upload=True, requests=CHAT_DOCUMENTS,
+                      expect=201))
+    return user
+
+
+def endpoint_specs(deployment: Deployment, reader: AppUser, writer: AppUser,
+                   chatter: AppUser) -> dict[str, LoadSpec]:
     """The endpoints measured, as load specs of one request (concurrency and count set per run): the
-    read as ``reader`` (whose sessions do not change), the writes as ``writer``."""
+    read as ``reader`` (whose sessions do not change), the writes as ``writer``, the turns as
+    ``chatter`` (see :func:`chat_user`)."""
     base = deployment.base_url
     return {
         READ: LoadSpec(f"{base}/sessions/", headers=_auth(reader)),
         "POST /sessions": LoadSpec(f"{base}/sessions/", "POST", _auth(writer), {"title": "A bench session"},
                                    expect=201),
         "POST /upload (small file)": LoadSpec(f"{base}/upload/", "POST", _auth(writer), upload=True, expect=201),
-        CHAT: LoadSpec(f"{base}/chat/", "POST", _auth(writer), CHAT_MESSAGE),
+        CHAT: LoadSpec(f"{base}/chat/", "POST", _auth(chatter), CHAT_MESSAGE),
     }
 
 
@@ -70,23 +87,38 @@ def round_trips(deployment: Deployment, spec: LoadSpec) -> dict[str, Any]:
     return deployment.counts()
 
 
-def measure_deployment(stack: Stack, deployment: Deployment, users: UserFactory, *, requests: int,
-                       concurrencies: tuple[int, ...]) -> dict[str, Any]:
+def measure_deployment(stack: Stack, deployment: Deployment, users: UserFactory, chatter: AppUser, *,
+                       requests: int, concurrencies: tuple[int, ...]) -> dict[str, Any]:
     """Latency per endpoint and concurrency, and round trips per endpoint, for one transport; the read's
-    SQL call alone (bare psycopg, and through the transport) for the same user in the same state. An
-    endpoint that does not answer as expected is reported "not measured" with its answer."""
+    SQL call alone (bare psycopg, and through the transport) for the same user in the same state; the
+    chat turn's SQL calls as its c1 run made them (through the transport). An endpoint that does not
+    answer as expected is reported "not measured" with its answer."""
     reader, writer = users.create(), users.create()
     for n in range(READ_PAGE):
         deployment.database.inner.call("create_session", {"p_title": f"Session {n}"}, reader.identity)
     endpoints: dict[str, Any] = {}
-    for label, spec in endpoint_specs(deployment, reader, writer).items():
+    chat_sql: dict[str, Any] = {}
+    finished: Any = None
+    for label, spec in endpoint_specs(deployment, reader, writer, chatter).items():
         try:
-            figures = {f"c{c}": run_load(_with(spec, c, requests * c)).to_json() for c in concurrencies}
+            figures = {}
+            for c in concurrencies:
+                deployment.timing.clear()
+                count = max(1, requests * c // CHAT_SHARE) if label == CHAT else requests * c
+                figures[f"c{c}"] = run_load(_with(spec, c, count)).to_json()
+                if label == CHAT and c == 1:
+                    chat_sql = chat_parts.sql_pieces(deployment.timing)
+                    finished = deployment.timing.last.get("finish_chat_turn")
             trips = round_trips(deployment, spec)  # after the first request: steady state
         except LoadError as failed:
             endpoints[label] = {"not_measured": str(failed)}
             continue
         endpoints[label] = {"latency": figures, "round_trips": trips}
+        if label == CHAT:
+            endpoints[label]["pieces"] = {
+                "sql": chat_sql,
+                **chat_parts.code_pieces(deployment.chat_model, chat_parts.turn_request(stack.database_url, chatter),
+                                         finished, requests)}
     args = {"p_limit": READ_PAGE}
     read_sql = {
         "bare_psycopg": bare_sql(stack.database_url, reader, "list_my_sessions", f"p_limit => {READ_PAGE}",
@@ -94,26 +126,34 @@ def measure_deployment(stack: Stack, deployment: Deployment, users: UserFactory,
         "through_transport": time_calls(
             lambda: deployment.database.inner.call("list_my_sessions", args, reader.identity), requests).to_json(),
     }
-    return {"writer": writer, "endpoints": endpoints, "read_sql_list_my_sessions": read_sql}
+    return {"endpoints": endpoints, "read_sql_list_my_sessions": read_sql}
 
 
-def measure_floors(stack: Stack, *, requests: int, concurrencies: tuple[int, ...]) -> dict[str, Any]:
-    """The floors: the bare hello on the same server and the stand-in's own answer to a model call."""
+def measure_floors(stack: Stack, chatter: AppUser, *, requests: int,
+                   concurrencies: tuple[int, ...]) -> dict[str, Any]:
+    """The floors: the bare hello on the same server, and a chat turn's OpenAI calls made directly
+    (through the psycopg deployment's ChatModel and counting client) for ``chatter``'s documents."""
     hello = {f"c{c}": run_load(LoadSpec(stack.hello_url, concurrency=c, requests=requests * c)).to_json()
              for c in concurrencies}
-    model = {f"c{c}": run_load(LoadSpec(f"{stack.standin_url}/responses", "POST",
-                                        {"Authorization": "Bearer sk-local"},
-                                        {"model": "gpt-6-luna", **MODEL_CALL}, concurrency=c,
-                                        requests=requests * c)).to_json() for c in concurrencies}
-    return {"hello": hello, "model_call": model}
+    deployment = stack.deployments["psycopg"]
+    turn = chat_parts.turn_request(stack.database_url, chatter)
+    model = chat_parts.measure_floor(deployment.chat_model, turn, requests=max(1, requests // CHAT_SHARE),
+                                     concurrencies=concurrencies)
+    deployment.reset_counts()
+    chat_parts.model_calls(deployment.chat_model, turn)()
+    return {"hello": hello, "model_call": model, "model_call_openai": deployment.counts()["openai"],
+            "model_call_documents": len(turn.document_ids)}
 
 
-def _first_bytes(url: str, headers: dict[str, str], body: dict[str, Any], marker: bytes) -> tuple[float, float]:
-    """Seconds to the first byte of the answer body and to the first line containing ``marker``."""
+def _first_bytes(url: str, headers: dict[str, str], body_of: Callable[[], dict[str, Any]],
+                 marker: bytes) -> tuple[float, float]:
+    """Seconds to the first byte of the answer body and to the first line containing ``marker``, from
+    before ``body_of`` builds the request (it may make the calls that come first)."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
         started = time.perf_counter()
+        body = body_of()
         conn.request("POST", parts.path, body=json.dumps(body),
                      headers={**headers, "Content-Type": "application/json", "Accept": "text/event-stream"})
         response = conn.getresponse()
@@ -137,7 +177,18 @@ def _first_bytes(url: str, headers: dict[str, str], body: dict[str, Any], marker
 def measure_streaming(stack: Stack, deployment: Deployment, user: AppUser, *, delay_seconds: float,
                       runs: int) -> dict[str, Any]:
     """Time to first byte (and to the first text) of a streamed answer through the chat function, and
-    of the stand-in's own stream, with the stand-in delaying each model call by ``delay_seconds``."""
+    of the stand-in's own stream asked for the same turn (a new conversation, then the turn's request
+    as ChatModel builds it), with the stand-in delaying each response (and only it) by ``delay_seconds``
+    on both sides. Our first byte is the ``session`` event, sent before the model is asked: the first
+    text is the comparable figure."""
+    from dataclasses import replace
+
+    turn = chat_parts.turn_request(stack.database_url, user)
+
+    def standin_body() -> dict[str, Any]:
+        conversation = deployment.chat_model.create_conversation(session_id=turn.session_id)
+        return {**deployment.chat_model.params(replace(turn, conversation_id=conversation)), "stream": True}
+
     control = httpx.Client(base_url=stack.standin_url.removesuffix("/v1") + "/_standin", timeout=30)
     ours: list[tuple[float, float]] = []
     theirs: list[tuple[float, float]] = []
@@ -149,10 +200,9 @@ def measure_streaming(stack: Stack, deployment: Deployment, user: AppUser, *, de
 
         for _ in range(runs):
             delayed(lambda: _first_bytes(f"{stack.standin_url}/responses", {"Authorization": "Bearer sk-local"},
-                                         {"model": "gpt-6-luna", "stream": True, **MODEL_CALL},
-                                         b"response.output_text.delta"), theirs)
+                                         standin_body, b"response.output_text.delta"), theirs)
             delayed(lambda: _first_bytes(f"{deployment.base_url}/chat/", _auth(user),
-                                         {**CHAT_MESSAGE, "stream": True}, b"event: delta"), ours)
+                                         lambda: {**CHAT_MESSAGE, "stream": True}, b"event: delta"), ours)
     except LoadError as failed:
         return {"not_measured": str(failed)}
     finally:

@@ -65,3 +65,29 @@ def test_the_registry_refresh_reconciles_every_seeded_file(figures: tuple[dict[s
     assert registry["status"] == "completed"
     assert registry["files_seen"] == 2 * registry["files"]
     assert registry["sql_calls"]["registry_apply_store_page"] == registry["stores"]
+
+
+@pytest.mark.slow
+def test_the_chat_floor_makes_the_same_openai_calls_as_a_turn_and_the_turn_s_pieces_are_timed(
+        figures: tuple[dict[str, Any], str]) -> None:
+    data, markdown = figures
+    floors = data["floors"]
+    # then on each transport a turn asks OpenAI exactly what the floor asks (a conversation and the
+    # stored stream), every SQL call the turn makes is timed, and its quotes ran on a real answer
+    for transport in ("psycopg", "supabase"):
+        chat = data["warm"][transport]["endpoints"]["POST /chat (turn)"]
+        assert chat["round_trips"]["openai"] == floors["model_call_openai"]
+        assert set(chat["pieces"]["sql"]) == set(chat["round_trips"]["sql"])
+        assert chat["pieces"]["citations"] >= 1 and chat["pieces"]["citation_quotes"]["count"] > 0
+    assert floors["model_call_documents"] >= 1
+    assert "a chat turn's OpenAI calls made directly" in markdown
+
+
+@pytest.mark.slow
+def test_streaming_applies_the_same_delay_to_both_sides(figures: tuple[dict[str, Any], str]) -> None:
+    streaming = figures[0]["streaming"]
+    # then the first text waits for the delayed model response on both sides
+    delay = streaming["delay_ms"]
+    assert streaming["standin_first_text"]["p50_ms"] >= delay
+    assert streaming["ours_first_text"]["p50_ms"] >= delay
+    assert streaming["ours_first_byte"]["p50_ms"] < delay  # the session event, before the model is asked
