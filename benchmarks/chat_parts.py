@@ -25,7 +25,7 @@ from benchmarks.timing import Latency, latency_of, time_calls
 from common.db.base import Database, Identity
 from tests.support.users import AppUser
 
-CHAT_SQL = ("begin_chat_turn", "record_chat_response", "finish_chat_turn", "record_budget_alerts")
+CHAT_SQL = ("begin_chat_turn", "record_chat_response", "finish_chat_turn")
 
 
 class TimingDatabase:

@@ -203,14 +203,13 @@ def _chat_note(f: dict[str, Any], missed: Any) -> list[str]:
         over = chat["latency"]["c1"]["p50_ms"] - f["floors"]["model_call"]["c1"]["p50_ms"]
         sql = chat["pieces"]["sql"]
         spent = sum(lat["p50_ms"] for lat in sql.values())
-        extra = sum(lat["p50_ms"] for name, lat in sql.items() if name in ("record_chat_response", "record_budget_alerts"))
+        extra = sum(lat["p50_ms"] for name, lat in sql.items() if name == "record_chat_response")
         out.append(f"- Chat turn ({transport}): of {_ms(over)} ms beyond the OpenAI calls, {_ms(spent)} ms are its"
-                   f" {len(sql)} SQL calls through the transport (the design allows two per turn); quotes and"
-                   " answer shaping are under a millisecond; the rest is HTTP, SSE/JSON and the framework."
-                   f" `record_chat_response` (the response id stored at `response.created`, so that a cut stream can"
-                   f" be settled) and `record_budget_alerts` (after finish) are the two calls beyond begin and finish,"
-                   f" {_ms(extra)} ms together: recording the budget alerts inside `finish_chat_turn` would save one"
-                   " round trip per turn.")
+                   f" {len(sql)} SQL calls through the transport; quotes and answer shaping are under a"
+                   " millisecond; the rest is HTTP, SSE/JSON and the framework. `record_chat_response` (the"
+                   " response id stored at `response.created`, so that a cut stream can be settled) is the one"
+                   f" call beyond begin and finish, {_ms(extra)} ms; the budget alerts are recorded inside"
+                   " `finish_chat_turn`.")
     return out
 
 

@@ -151,7 +151,6 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
                                   latency_ms=round((time.monotonic() - started) * 1000))
     if finished["message"]["status"] == "failed":
         raise UpstreamError("OpenAI could not answer this turn.", extra={"error_code": finished["message"]["error_code"]})
-    _alert_budget(parts.database, user_id)
     yield from _answer_events(session_id, finished["message"], finished["session"])
 
 
@@ -218,12 +217,3 @@ def _settle(parts: ChatParts, user_id: str, message_id: str, result: Any, conver
     raise AssertionError("unreachable")
 
 
-def _alert_budget(db: Database, user_id: str) -> None:
-    """Log the budget alerts this turn's cost reached. The answer is stored by now: a database
-    failure here is logged, and the alert is recorded by the next turn or usage report."""
-    from common.usage import record_budget_alerts
-
-    try:
-        record_budget_alerts(db, user_id)
-    except DatabaseUnavailableError as error:
-        log.error("budget alerts of user %s could not be recorded after a turn: %s", user_id, error.code)

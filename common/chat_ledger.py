@@ -24,6 +24,7 @@ from typing import Any
 from common.citations import quote_citations
 from common.db.base import Database, Identity
 from common.pricing import PriceTable, TokenUsage
+from common.usage import log_budget_alerts
 
 _ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,100}$")
 SETTLED_FAILED = frozenset({"failed", "cancelled"})
@@ -110,6 +111,7 @@ def settle_result(db: Database, user_id: str, *, message_id: str, result: Any, p
     if conversation_id is not None:
         args["p_conversation_id"] = conversation_id
     finished: dict[str, Any] = db.call("finish_chat_turn", args, Identity.backend(user_id))
+    log_budget_alerts(user_id, finished["budget_alerts"])
     return finished
 
 

@@ -210,7 +210,8 @@ $$;
 -- content, citations, the retrieved chunks (p_retrieval: [{document_id, text, score}], at most 100,
 -- never shown in message answers), the raw usage object, the token counts, price version, latency and
 -- incomplete reason; records the cost in full (see settle_turn). A user disabled mid-turn is still
--- billed. Returns {message, session, budget, over_reservation}.
+-- billed. Returns {message, session, budget, over_reservation, budget_alerts} (the alerts this
+-- call recorded, for the caller to log).
 create or replace function public.finish_chat_turn(p_user_id uuid, p_message_id uuid, p_response_id text,
                                                    p_model text, p_content text, p_citations jsonb,
                                                    p_retrieval jsonb, p_usage jsonb, p_usage_rows jsonb,
@@ -230,7 +231,8 @@ begin
   if m.status = 'complete' and m.openai_response_id = p_response_id then
     select * into s from public.chat_sessions where id = m.session_id;
     return jsonb_build_object('message', private.message_json(m), 'session', private.session_json(s),
-                              'budget', private.budget_json(p), 'over_reservation', m.over_reservation);
+                              'budget', private.budget_json(p), 'over_reservation', m.over_reservation,
+                              'budget_alerts', '[]'::jsonb);
   end if;
   if m.status <> 'pending' or m.openai_response_id <> p_response_id then
     perform private.fail('DC409', 'turn is already settled or has another response');
@@ -273,8 +275,10 @@ begin
   end;
   m := private.settle_turn(p, m, p_cost_usd, p_usage_rows, p_price_version, p_conversation_id);
   select * into s from public.chat_sessions where id = m.session_id;
+  -- The budget alerts this cost reached, recorded in the same transaction (only this call logs them).
   return jsonb_build_object('message', private.message_json(m), 'session', private.session_json(s),
-                            'budget', private.budget_json(p), 'over_reservation', m.over_reservation);
+                            'budget', private.budget_json(p), 'over_reservation', m.over_reservation,
+                            'budget_alerts', private.record_budget_alerts(p));
 end;
 $$;
 revoke execute on function public.finish_chat_turn(uuid, uuid, text, text, text, jsonb, jsonb, jsonb, jsonb, numeric,
