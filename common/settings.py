@@ -106,26 +106,32 @@ def _publishable_key(r: _Reader, *, required: bool) -> str | None:
                                                     p.startswith("SUPABASE_ANON_KEY ") for p in r.problems):
         r.problems.append("SUPABASE_PUBLISHABLE_KEY is not set")
     for name, value in (("SUPABASE_PUBLISHABLE_KEY", key), ("SUPABASE_ANON_KEY", legacy)):
-        if value and (value.startswith("sb_secret_") or _jwt_role(value) not in (None, "anon")):
+        if not value:
+            continue
+        try:
+            role = _jwt_role(value)
+        except ValueError:
+            r.problems.append(f"{name} looks like a legacy JWT key but cannot be read")
+            continue
+        if value.startswith("sb_secret_") or role not in (None, "anon"):
             r.problems.append(f"{name} holds a secret key")
     return key or legacy
 
 
 def _jwt_role(value: str) -> str | None:
-    """The ``role`` claim of a legacy Supabase API key (a JWT); None when ``value`` is no readable JWT.
-    The publishable key is a plain variable, so a service_role key put there must not boot."""
-    parts = value.split(".")
-    if len(parts) != 3 or not value.startswith("eyJ"):
+    """The ``role`` claim of a legacy Supabase API key (a JWT), or None when ``value`` is a new-style
+    key (not a JWT). The publishable key is a plain variable, so a service_role key put there must
+    not boot. Raises ValueError for a JWT-shaped value whose claims cannot be read."""
+    if not value.startswith("eyJ") or value.count(".") != 2:
         return None
-    import base64
-    import binascii
-    import json
+    import jwt  # PyJWT reads the claims; the signature is Supabase's to check, not ours
 
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    return str(claims.get("role")) if isinstance(claims, dict) else None
+        claims = jwt.decode(value, options={"verify_signature": False})
+    except jwt.DecodeError as exc:
+        raise ValueError("unreadable JWT") from exc
+    role = claims.get("role")
+    return str(role) if role is not None else None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def test_the_legacy_anon_key_name_is_read_when_the_new_one_is_absent() -> None:
     ({"SUPABASE_PUBLISHABLE_KEY": "sb_secret_abc123"}, "holds a secret key"),
     ({"SUPABASE_PUBLISHABLE_KEY": legacy_key("service_role")}, "SUPABASE_PUBLISHABLE_KEY holds a secret key"),
     ({"SUPABASE_ANON_KEY": legacy_key("service_role")}, "SUPABASE_ANON_KEY holds a secret key"),
+    ({"SUPABASE_PUBLISHABLE_KEY": "eyJhbGciOiJIUzI1NiJ9.not-base64!.sig"}, "SUPABASE_PUBLISHABLE_KEY looks like a legacy JWT"),
     ({"SUPABASE_PUBLISHABLE_KEY": "sb_publishable_a", "ALLOW_ANONYMOUS_USERS": "maybe"}, "ALLOW_ANONYMOUS_USERS"),
 ])
 def test_bad_key_settings_are_refused_naming_the_variable(extra: dict[str, str], named: str) -> None:
