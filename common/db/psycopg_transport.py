@@ -3,13 +3,20 @@
 Each call is one transaction that sets ``role`` and ``request.jwt.claims`` exactly as PostgREST does,
 then calls ``public.<function>(name => value, ...)``. The statements are sent in one pipeline, so a
 call costs one network round trip. Prepared statements are disabled (Supavisor transaction mode).
+
+A pooled connection the server has hung up on while it sat idle (a restart, a failover, an idle
+timeout, ``pg_terminate_backend``) is found before it is used, by polling its socket (no round
+trip), and replaced: a database that is back answers the next call instead of failing it once per
+dead connection.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -33,6 +40,18 @@ _SET_CALLER = (
 def _configure(conn: psycopg.Connection) -> None:
     # Money travels as numeric inside jsonb: keep it exact.
     set_json_loads(partial(json.loads, parse_float=Decimal), conn)
+
+
+def _hung_up(conn: psycopg.Connection) -> bool:
+    """Whether the server has spoken on, or closed, this idle connection. Between calls the server
+    has nothing to say; a terminated backend sends its FATAL message and closes, so the socket reads
+    ready (or reports a hang-up). One poll(2) that does not wait: no round trip. An unexpected
+    asynchronous message (a NOTICE) also counts: that healthy connection is replaced, which is cheap."""
+    if conn.closed:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
 
 
 def _adapt(value: Any) -> Any:
@@ -70,6 +89,21 @@ class PsycopgDatabase:
             self._pool.close()
             self._pool = None
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection the server has not hung up on. A dead one is closed (the pool then
+        opens a replacement) and the next is tried: with every connection dead, max_size + 1 tries
+        reach a new one; a database that is really down fails as the connect does."""
+        pool = self._get_pool()
+        for _ in range(self._max_size + 1):
+            with pool.connection() as conn:
+                if _hung_up(conn):
+                    conn.close()
+                    continue
+                yield conn
+                return
+        raise DatabaseUnavailableError("Every database connection was closed by the server.")
+
     def _is_read_only(self, conn: psycopg.Connection, function: str) -> bool:
         """PostgREST runs STABLE and IMMUTABLE functions in a READ ONLY transaction; so does this
         transport, so a function that writes when it should not fails here as in production. Looked
@@ -96,7 +130,7 @@ class PsycopgDatabase:
         claims = json.dumps(to_json_value(identity.jwt_claims()))
         timeout_ms = str(int(self._timeout * 1000))
         try:
-            with self._get_pool().connection() as conn:
+            with self._connection() as conn:
                 read_only = self._is_read_only(conn, function)
                 if read and not read_only:
                     raise ValueError(f"{function} is VOLATILE: a call to it cannot be marked read")
