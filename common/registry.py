@@ -53,6 +53,7 @@ class RunFigures:
     detached: int = 0
     deletes_finished: int = 0
     missing: int = 0
+    interrupted: int = 0
     unknown: int = 0
     storage_rows: int = 0
     errors: int = 0
@@ -246,9 +247,11 @@ class RegistryRun:
         self.figures.duration_ms = int((self.clock() - self.started) * 1000)
         run = self._call("registry_finish_run", {
             "p_run_id": self.run_id, "p_status": status, "p_figures": self.figures.recorded(),
-            "p_cursor": cursor, "p_cycle_complete": cycle_complete, "p_error": error, "p_attached": self.attached})
+            "p_cursor": cursor, "p_cycle_complete": cycle_complete, "p_error": error, "p_attached": self.attached,
+            "p_grace_seconds": self.settings.grace_seconds})
         figures = run["figures"]
         self.figures.missing = figures.get("missing", 0)
+        self.figures.interrupted = figures.get("interrupted", 0)
         log_event(log, "registry_run", level=logging.ERROR if status == "failed" else logging.INFO,
                   run_id=run["id"], status=status, **{k: v for k, v in figures.items() if k != "error_samples"})
         return run

@@ -354,18 +354,22 @@ revoke execute on function public.registry_record_storage(date, jsonb) from publ
 grant execute on function public.registry_record_storage(date, jsonb) to service_role;
 
 -- registry_finish_run: records the run's figures. When the cycle is complete, documents not seen in
--- their owner's store since it started are marked missing and the next cycle begins; otherwise the
--- cursor says where the next run continues.
+-- their owner's store since it started are marked missing, uploads that stopped before OpenAI held
+-- their file (no file seen in the whole cycle names them, and they are older than the grace period)
+-- fail and say why, and the next cycle begins; otherwise the cursor says where the next run continues.
+drop function if exists public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb);
 create or replace function public.registry_finish_run(p_run_id bigint, p_status text, p_figures jsonb,
                                                       p_cursor jsonb default null,
                                                       p_cycle_complete boolean default false,
                                                       p_error text default null,
-                                                      p_attached jsonb default '[]'::jsonb) returns jsonb
+                                                      p_attached jsonb default '[]'::jsonb,
+                                                      p_grace_seconds integer default 3600) returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   st public.registry_state;
   v_missing integer := 0;
+  v_interrupted integer := 0;
   r public.registry_runs;
 begin
   if p_status is null or p_status not in ('completed', 'partial', 'failed') then
@@ -387,12 +391,21 @@ begin
      where status in ('processing', 'ready') and created_at < st.cycle_started_at
        and (registry_seen_at is null or registry_seen_at < st.cycle_started_at);
     get diagnostics v_missing = row_count;
+    -- The files phase adopts an uploading row whose file OpenAI holds (same grace); what is left
+    -- never reached OpenAI (the process or the database went away first): nothing to adopt or remove.
+    update public.documents
+       set status = 'failed', updated_at = now(),
+           error = 'upload_interrupted: The upload stopped before OpenAI held the file; upload it again.'
+     where status = 'uploading' and openai_file_id is null
+       and updated_at < least(st.cycle_started_at, now() - make_interval(secs => coalesce(p_grace_seconds, 3600)));
+    get diagnostics v_interrupted = row_count;
     update public.registry_state set cursor = null, cycle_started_at = now() where id;
   else
     update public.registry_state set cursor = p_cursor where id;
   end if;
   update public.registry_runs set status = p_status, finished_at = now(), error = left(p_error, 1000),
-         figures = p_figures || jsonb_build_object('missing', coalesce((p_figures ->> 'missing')::integer, 0) + v_missing)
+         figures = p_figures || jsonb_build_object('missing', coalesce((p_figures ->> 'missing')::integer, 0) + v_missing,
+                                                   'interrupted', v_interrupted)
    where id = p_run_id and status = 'running'
   returning * into r;
   if not found then
@@ -401,9 +414,10 @@ begin
   return to_jsonb(r) - 'lease_until';
 end;
 $$;
-revoke execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb)
+revoke execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb, integer)
   from public, anon, authenticated;
-grant execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb) to service_role;
+grant execute on function public.registry_finish_run(bigint, text, jsonb, jsonb, boolean, text, jsonb, integer)
+  to service_role;
 
 -- registry_last_run: the latest run and its figures.
 create or replace function public.registry_last_run() returns jsonb

@@ -161,6 +161,29 @@ def test_the_grace_period_protects_uploads_in_flight(psycopg_db: PsycopgDatabase
     assert any(f.file_id == file_id for p in gateway.files.file_pages() for f in p)
 
 
+def test_an_upload_that_never_reached_openai_fails_and_says_why_after_a_cycle(
+        psycopg_db: PsycopgDatabase, gateway: OpenAIGateway, users: UserFactory, make_run: RunFactory,
+        database_url: str) -> None:
+    # given an upload whose process died before any OpenAI call (the row alone, two hours old), and
+    # one recorded just now (its request may still be running)
+    user = users.create()
+    died = _record(psycopg_db, user, "died before OpenAI")["document"]["id"]
+    in_flight = _record(psycopg_db, user, "recorded just now")["document"]["id"]
+    with psycopg.connect(database_url) as conn:
+        conn.execute("update public.documents set updated_at = now() - interval '2 hours' where id = %s", [died])
+    # when a run completes a cycle (an hour's grace)
+    run = make_run(grace_seconds=3600).execute()
+    # then the dead upload says why it failed, the young one is left alone, and the figure counts it
+    assert run["status"] == "completed" and run["figures"]["interrupted"] == 1
+    with psycopg.connect(database_url) as conn:
+        rows = dict(conn.execute("select id::text, status || ' ' || coalesce(error, '') from public.documents"
+                                 " where id = any(%s::uuid[])", [[died, in_flight]]).fetchall())
+    assert rows[died].startswith("failed upload_interrupted: ") and rows[in_flight] == "uploading "
+    # and the same bytes again upload into the same document
+    again = _upload(psycopg_db, gateway, user, "died before OpenAI")
+    assert again["id"] == died and again["status"] in ("processing", "ready")
+
+
 def test_two_runs_at_once_one_works_one_reports_already_running(make_run: RunFactory, standin: Any) -> None:
     standin.inject_fault(r"^/vector_stores$", delay=1.5)
     results: list[Any] = []
