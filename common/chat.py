@@ -121,8 +121,15 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
 
     def on_created(response_id: str) -> None:
         announced.append(response_id)
-        chat_ledger.record_response(parts.database, user_id, message_id=message_id, response_id=response_id,
-                                    conversation_id=conversation_id)
+        try:
+            chat_ledger.record_response(parts.database, user_id, message_id=message_id, response_id=response_id,
+                                        conversation_id=conversation_id)
+        except DatabaseUnavailableError as error:
+            # OpenAI runs (and bills) the response whatever happens here: read it to its end, and the
+            # finish, retried, records the response id with its usage.
+            log.warning("chat turn %s: OpenAI response %s could not be recorded at response.created (%s);"
+                        " the finish records it", message_id, response_id, error.code)
+            return
         recorded.append(response_id)
 
     result: Any = None

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from common.db.base import Database
@@ -40,6 +41,23 @@ def test_a_finish_that_fails_once_is_retried_and_billed_once(apps: Apps, users: 
     message = response.json["message"]
     assert history(apps, user, response.json["session_id"])[-1] == message
     assert len(usage_rows_of(database_url, message["id"])) == 2
+
+
+def test_a_response_id_that_cannot_be_recorded_at_once_is_recorded_by_the_finish(
+        apps: Apps, users: UserFactory, postgrest: Any, database_url: str) -> None:
+    # given the database lost just as OpenAI announces the response (response.created)
+    user = users.create()
+    upload_text(apps, user, "comets.txt", COMETS)
+    postgrest.inject_fault(drop=True, function="record_chat_response")
+    # when the user asks, then the turn still answers, stored with its response id and billed once
+    response = ask(apps, user, "How often does Halley's comet return?")
+    assert response.status_code == 200, response.json
+    message = response.json["message"]
+    assert history(apps, user, response.json["session_id"])[-1] == message
+    assert len(usage_rows_of(database_url, message["id"])) == 2
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select openai_response_id from public.chat_messages where id = %s", [message["id"]]).fetchone()
+    assert row is not None and str(row[0]).startswith("resp_")
 
 
 def test_a_database_that_stays_away_is_503_with_the_response_id_logged(apps: Apps, users: UserFactory,
