@@ -4,13 +4,16 @@
   user's store;
 - every document that says it is usable (ready, processing) points at a file OpenAI has, attached
   to its owner's store; every failed one says why; none is left half-way (uploading, deleting);
-- every answered turn has its usage rows exactly once; no reservation is left pending.
+- every answered turn has its usage rows exactly once; no reservation is left pending;
+- every response OpenAI made (and billed) is the answer of a stored turn.
 
-OpenAI's side is read from the stand-in over its HTTP API (as the SDK would list it), the database's
-side directly, for the assertion only."""
+OpenAI's side is read from the stand-in over its HTTP API (as the SDK would list it); responses
+cannot be listed at OpenAI, so the stand-in's own record of them is read. The database's side is
+read directly, for the assertion only."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -39,8 +42,14 @@ def openai_state(base_url: str) -> tuple[set[str], dict[str, set[str]]]:
     return files, stores
 
 
-def violations(database_url: str, openai_base_url: str) -> list[str]:
-    """Every broken invariant, one line each (empty when all hold)."""
+def billed_responses(standin: Any) -> dict[str, str]:
+    """Response id -> status of every response the in-process stand-in has made."""
+    return {response_id: str(r["payload"]["status"]) for response_id, r in dict(standin.state.responses).items()}
+
+
+def violations(database_url: str, openai_base_url: str, responses: Mapping[str, str] | None = None) -> list[str]:
+    """Every broken invariant, one line each (empty when all hold). ``responses`` (from
+    :func:`billed_responses`) adds the check that each completed or incomplete one is a stored turn."""
     files, stores = openai_state(openai_base_url)
     with psycopg.connect(database_url) as conn:
         docs = conn.execute("select d.id::text, d.status, d.openai_file_id, d.error, p.vector_store_id"
@@ -52,7 +61,13 @@ def violations(database_url: str, openai_base_url: str) -> list[str]:
             "select m.id::text, count(u.id) from public.chat_messages m"
             " left join public.usage_logs u on u.message_id = m.id and u.service = 'chat'"
             " where m.role = 'assistant' and m.status = 'complete' group by m.id having count(u.id) <> 1").fetchall()
+        answered = {r[0] for r in conn.execute(
+            "select openai_response_id from public.chat_messages"
+            " where status = 'complete' and openai_response_id is not null").fetchall()}
     found: list[str] = []
+    found += [f"OpenAI response {r} was billed but no stored turn answers with it"
+              for r, status in sorted((responses or {}).items())
+              if status in ("completed", "incomplete") and r not in answered]
     live_files = {file_id for _, status, file_id, _, _ in docs if file_id and status != "deleted"}
     found += [f"OpenAI file {f} belongs to no live document" for f in sorted(files - live_files)]
     found += [f"vector store {s} belongs to no user" for s in sorted(set(stores) - user_stores)]
