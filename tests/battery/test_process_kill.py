@@ -304,7 +304,8 @@ def test_a_chat_turn_killed_while_openai_creates_its_conversation(kill: KillScen
     assert _assert_settled(stack, database_url, standin, user, session_id) == "failed"
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("stream", [pytest.param(False, id="plain", marks=pytest.mark.long),
+                                    pytest.param(True, id="streamed")])
 def test_a_chat_turn_killed_after_the_answer_before_it_is_stored(kill: KillScenario, stack: Stack,
                                                                   users: UserFactory, standin: Any,
                                                                   database_url: str, stream: bool) -> None:
