@@ -40,6 +40,10 @@ RunStep = tuple[str, Callable[[], Mapping[str, int]]]
 STORE_PAGE_SIZE = 100
 FILE_PAGE_SIZE = 1000
 MAX_ERROR_SAMPLES = 20
+# The running slot's lease, renewed by every page's SQL call. Shorter than the 5-minute schedule, so
+# the scheduled run after one that died (killed, or cut off from the database) takes the slot over
+# instead of answering 409; a run still alive after such a takeover fails at its next call (DC409).
+LEASE_SECONDS = 120
 
 
 @dataclass
@@ -54,6 +58,7 @@ class RunFigures:
     deletes_finished: int = 0
     missing: int = 0
     interrupted: int = 0
+    shares_placed: int = 0
     unknown: int = 0
     storage_rows: int = 0
     errors: int = 0
@@ -93,7 +98,7 @@ class RegistryRun:
         self.today = today or (lambda: dt.datetime.now(dt.timezone.utc).date())
         self.figures = RunFigures()
         self.attached: list[dict[str, Any]] = []
-        self.lease = int(min(3600, max(60, settings.time_budget_seconds * 2)))
+        self.lease = LEASE_SECONDS
 
     def _call(self, function: str, args: dict[str, Any]) -> Any:
         return self.db.call(function, args, SERVICE)
@@ -218,6 +223,11 @@ class RegistryRun:
         self.files.delete_file(action["file_id"])
 
     def _attach(self, action: dict[str, Any]) -> None:
+        if action.get("grantee_id"):  # an accepted share: into the grantee's store; the owner's row is unchanged
+            store = ensure_vector_store(self.db, self.files, action["grantee_id"], action.get("vector_store_id"))
+            self.files.attach(store, action["file_id"], document_id=action["document_id"], owner_id=action["owner_id"])
+            self.figures.shares_placed += 1
+            return
         store = ensure_vector_store(self.db, self.files, action["owner_id"], action.get("vector_store_id"))
         attached = self.files.attach(store, action["file_id"], document_id=action["document_id"],
                                      owner_id=action["owner_id"])

@@ -73,6 +73,8 @@ create table if not exists public.document_access (
   created_at timestamptz not null default now(),
   primary key (document_id, user_id)
 );
+-- When the registry refresh last saw the shared file in the grantee's store (null: not yet).
+alter table public.document_access add column if not exists registry_seen_at timestamptz;
 create index if not exists document_access_user_idx on public.document_access (user_id);
 create index if not exists document_access_granted_by_idx on public.document_access (granted_by);
 

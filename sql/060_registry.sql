@@ -133,8 +133,11 @@ begin
       continue;
     end if;
     if d.user_id is distinct from p_store_user_id then
-      if d.status in ('deleted', 'deleting') or not exists (
-           select 1 from public.document_access a where a.document_id = d.id and a.user_id = p_store_user_id) then
+      if d.status not in ('deleted', 'deleting') then
+        update public.document_access set registry_seen_at = now()
+         where document_id = d.id and user_id = p_store_user_id;
+      end if;
+      if d.status in ('deleted', 'deleting') or not found then
         v_detach := v_detach || jsonb_build_object('file_id', f.file_id, 'vector_store_id', p_vector_store_id,
                                                    'reason', 'not_shared');
       end if;
@@ -179,7 +182,8 @@ grant execute on function public.registry_apply_store_page(bigint, text, uuid, j
   to service_role;
 
 -- registry_apply_file_page: one page of the project's files ({file_id, document_id (from the
--- name), created_at}). Files whose document was seen in its store this cycle are fine. Otherwise:
+-- name), created_at}). A live document's file goes to each accepted share's grantee store that has
+-- not shown it this cycle. Files whose document was seen in its store this cycle are fine. Otherwise:
 -- a file of a deleted or failed document, or of no document, is removed after the grace period; a
 -- document whose upload died before its store attach adopts the file and gets an attach action; a
 -- processed document whose file left its store gets it re-attached.
@@ -218,6 +222,17 @@ begin
         end if;
       end if;
       continue;
+    end if;
+    if d.openai_file_id = f.file_id and d.status in ('processing', 'ready') then
+      -- Accepted shares whose grantee's store has not shown the file this cycle (an accept that
+      -- stopped before its attach, or a file that left the store): attach it there, making the
+      -- grantee's store if the accept never recorded one.
+      v_attach := v_attach || coalesce((
+        select jsonb_agg(jsonb_build_object('file_id', f.file_id, 'document_id', d.id, 'owner_id', d.user_id,
+                                            'grantee_id', a.user_id, 'vector_store_id', up.vector_store_id))
+          from public.document_access a join public.user_profiles up on up.id = a.user_id
+         where a.document_id = d.id and a.created_at < v_grace
+           and (a.registry_seen_at is null or a.registry_seen_at < st.cycle_started_at)), '[]'::jsonb);
     end if;
     if d.openai_file_id = f.file_id and d.registry_seen_at >= st.cycle_started_at then
       continue;  -- in its store, checked this cycle

@@ -3,7 +3,8 @@
 - every OpenAI file is some document's file (not a deleted one's), and every vector store some
   user's store;
 - every document that says it is usable (ready, processing) points at a file OpenAI has, attached
-  to its owner's store; every failed one says why; none is left half-way (uploading, deleting);
+  to its owner's store and to the store of every user who accepted it as a share; every failed one
+  says why; none is left half-way (uploading, deleting);
 - every answered turn has its usage rows exactly once; no reservation is left pending;
 - every response OpenAI made (and billed) is the answer of a stored turn.
 
@@ -61,10 +62,16 @@ def violations(database_url: str, openai_base_url: str, responses: Mapping[str, 
             "select m.id::text, count(u.id) from public.chat_messages m"
             " left join public.usage_logs u on u.message_id = m.id and u.service = 'chat'"
             " where m.role = 'assistant' and m.status = 'complete' group by m.id having count(u.id) <> 1").fetchall()
+        placed = conn.execute(
+            "select d.id::text, d.openai_file_id, up.vector_store_id from public.document_access a"
+            " join public.documents d on d.id = a.document_id join public.user_profiles up on up.id = a.user_id"
+            " where d.status in ('ready', 'processing')").fetchall()
         answered = {r[0] for r in conn.execute(
             "select openai_response_id from public.chat_messages"
             " where status = 'complete' and openai_response_id is not null").fetchall()}
     found: list[str] = []
+    found += [f"shared document {doc_id} is not in a grantee's store" for doc_id, file_id, store in placed
+              if file_id not in stores.get(store or "", set())]
     found += [f"OpenAI response {r} was billed but no stored turn answers with it"
               for r, status in sorted((responses or {}).items())
               if status in ("completed", "incomplete") and r not in answered]
