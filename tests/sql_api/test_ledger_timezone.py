@@ -52,7 +52,9 @@ def test_budget_and_reports_give_the_utc_figures(db: Database, users: UserFactor
     listed = db.call("admin_get_user", {"p_user_id": user.id}, admin.identity)
     # Then the range, the day and the month are UTC's
     assert summary["from"] == str(utc_today.replace(day=1)) and summary["to"] == str(utc_today)
-    assert [d["day"] for d in summary["by_day"]] == [str(utc_today)]
+    month_to_date = [str(utc_today.replace(day=1) + dt.timedelta(days=n)) for n in range(utc_today.day)]
+    assert [d["day"] for d in summary["by_day"]] == month_to_date
+    assert [d["cost_usd"] for d in summary["by_day"]] == [Decimal(0)] * (utc_today.day - 1) + [Decimal("0.5")]
     assert summary["budget"]["spent_usd"] == Decimal("0.5")
     next_month = (utc_today.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     assert summary["budget"]["resets_on"] == str(next_month)
