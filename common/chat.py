@@ -136,6 +136,10 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
     try:
         if conversation_id is None:
             conversation_id = parts.model.create_conversation(session_id=session_id)
+            # Known to the database before the model call, so a turn whose response id is never
+            # stored can still be settled through its conversation.
+            chat_ledger.record_response(parts.database, user_id, message_id=message_id, response_id=None,
+                                        conversation_id=conversation_id)
         turn = TurnRequest(user_id=user_id, message=ask.message, session_id=session_id, message_id=message_id,
                            vector_store_id=begun.get("vector_store_id"),
                            document_ids=[str(d) for d in begun.get("document_ids") or []],
@@ -150,12 +154,20 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
     except AppError as error:
         if recorded:
             raise _left_for_settlement(message_id, recorded[0], error) from error
-        raise _record_failure(parts, user_id, message_id, conversation_id, error,
-                              response_id=announced[0] if announced else None) from error
+        failure = _record_failure(parts, user_id, message_id, conversation_id, error,
+                                  response_id=announced[0] if announced else None)
+        if announced and isinstance(failure, DatabaseUnavailableError):
+            _note_in_conversation(parts, session_id, message_id, conversation_id, announced[0])
+        raise failure from error
     if result is None:  # pragma: no cover - ChatModel.stream ends with a TurnResult or raises
         raise UpstreamError("OpenAI's stream ended without a final response.")
-    finished = _settle(parts, user_id, message_id, result, conversation_id,
-                                  latency_ms=round((time.monotonic() - started) * 1000))
+    try:
+        finished = _settle(parts, user_id, message_id, result, conversation_id,
+                           latency_ms=round((time.monotonic() - started) * 1000))
+    except DatabaseUnavailableError:
+        if not recorded:
+            _note_in_conversation(parts, session_id, message_id, conversation_id, result.response_id)
+        raise
     if finished["message"]["status"] == "failed":
         raise UpstreamError("OpenAI could not answer this turn.", extra={"error_code": finished["message"]["error_code"]})
     yield from _answer_events(session_id, finished["message"], finished["session"])
@@ -204,6 +216,24 @@ def _record_failure(parts: ChatParts, user_id: str, message_id: str, conversatio
         log.error("chat turn %s failed (%s) and the failure could not be recorded", message_id, error.code)
         return db_error
     return error
+
+
+def _note_in_conversation(parts: ChatParts, session_id: str, message_id: str, conversation_id: str | None,
+                          response_id: str) -> None:
+    """The database holds no response id for this turn and cannot take one now: leave it in the
+    turn's conversation, where the registry refresh's settlement finds it (the answer is then billed
+    from OpenAI's usage). If that fails too, the ERROR line is the only record of the response."""
+    if conversation_id is None:  # pragma: no cover - every model call names its conversation
+        return
+    try:
+        parts.model.note_unrecorded_response(conversation_id, session_id=session_id, message_id=message_id,
+                                             response_id=response_id)
+    except AppError as error:
+        log.error("chat turn %s: OpenAI response %s is recorded nowhere (conversation note failed: %s)",
+                  message_id, response_id, error.code)
+        return
+    log.warning("chat turn %s: OpenAI response %s left in conversation %s for settlement", message_id,
+                response_id, conversation_id)
 
 
 def _settle(parts: ChatParts, user_id: str, message_id: str, result: Any, conversation_id: str | None, *,

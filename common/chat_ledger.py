@@ -4,7 +4,8 @@ verified (or, when a stale turn is settled, the user the turn belongs to).
 
     begin            begin_chat_turn       checks (account, session, documents, rate, budget), the user's
                                            message and the turn's reservation
-    record_response  record_chat_response  the OpenAI response id, at ``response.created``
+    record_response  record_chat_response  a new session's conversation, as soon as it is made; the
+                                           OpenAI response id, at ``response.created``
     settle_result    finish_chat_turn      a response OpenAI ended: priced, its citations quoted
                      or fail_chat_turn     (a failed or cancelled response: the error and what it billed)
     fail             fail_chat_turn        the error and any cost OpenAI billed; releases the reservation
@@ -48,12 +49,15 @@ def begin(db: Database, user_id: str, *, request_id: str, message: str, max_cost
     return begun
 
 
-def record_response(db: Database, user_id: str, *, message_id: str, response_id: str,
+def record_response(db: Database, user_id: str, *, message_id: str, response_id: str | None,
                     conversation_id: str | None) -> None:
-    """Store the OpenAI response id of a running turn as soon as OpenAI announces it, so a turn whose
-    finish never arrives is settled from it. Raises ConflictError when the turn has another response,
+    """Store the OpenAI ids of a running turn: a new session's conversation as soon as it is made
+    (``response_id`` None), the response id as soon as OpenAI announces it, so a turn whose finish
+    never arrives is settled from them. Raises ConflictError when the turn has another response,
     DatabaseUnavailableError when the database cannot be reached."""
-    args: dict[str, Any] = {"p_message_id": message_id, "p_response_id": response_id}
+    args: dict[str, Any] = {"p_message_id": message_id}
+    if response_id is not None:
+        args["p_response_id"] = response_id
     if conversation_id is not None:
         args["p_conversation_id"] = conversation_id
     db.call("record_chat_response", args, Identity.backend(user_id))

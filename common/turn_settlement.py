@@ -4,7 +4,12 @@ A turn stays pending when its request lost OpenAI's stream after ``response.crea
 id is stored by then) or could not store the answer. Each pending turn older than the chat timeout
 plus a margin is settled as the backend acting for its user:
 
-    no response id                 -> fail_chat_turn ``turn_abandoned``, no cost (OpenAI never ran it)
+    no response id                 -> the one its request left in the session's conversation (when the
+                                      database could not take it), settled as below; else, when the
+                                      conversation shows the turn answered, fail_chat_turn
+                                      ``response_unrecorded`` billed at its reservation (OpenAI's usage
+                                      cannot be read without the id: the reservation is its upper
+                                      bound; logged at ERROR); else ``turn_abandoned``, no cost
     OpenAI has no such response    -> fail_chat_turn ``response_not_found``, no cost
     the response ended             -> priced from its usage and finished (completed or incomplete: the
                                       answer, its quotes and cost) or failed with what it billed
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from decimal import Decimal
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +32,7 @@ from common import chat_ledger
 from common.db.base import Database
 from common.errors import AppError, UpstreamNotFoundError
 from common.logging import log_event
-from common.pricing import PriceTable
+from common.pricing import PriceTable, TokenUsage
 
 log = logging.getLogger(__name__)
 STALE_MARGIN_SECONDS = 60
@@ -80,6 +86,20 @@ def _settle_one(db: Database, chat: Any, prices: PriceTable, model: str, turn: d
     user_id, message_id, response_id = str(turn["user_id"]), str(turn["message_id"]), turn["response_id"]
     created = dt.datetime.fromisoformat(str(turn["created_at"]))
     age_ms = int((now - created).total_seconds() * 1000)
+    if response_id is None and turn.get("conversation_id"):
+        try:
+            response_id = chat.unrecorded_response(str(turn["conversation_id"]), message_id)
+        except UpstreamNotFoundError:
+            response_id = None
+        turn = {**turn, "response_id": response_id}
+    if response_id is None and turn.get("conversation_id") and turn.get("user_message") and _answered(chat, turn):
+        reserved = Decimal(str(turn["reserved_usd"]))
+        row = chat_ledger.usage_rows(model, TokenUsage(), reserved, Decimal(0))
+        chat_ledger.fail(db, user_id, message_id=message_id, error_code="response_unrecorded",
+                         error_message="OpenAI answered, but its response was never recorded; billed at the "
+                                       "turn's reservation.", usage_rows=row, cost_usd=reserved)
+        _log(turn, "failed", "response_unrecorded", level=logging.ERROR, cost_usd=str(reserved))
+        return "failed"
     if response_id is None:
         chat_ledger.fail(db, user_id, message_id=message_id, error_code="turn_abandoned",
                          error_message="The turn ended before OpenAI made a response.")
@@ -109,6 +129,13 @@ def _settle_one(db: Database, chat: Any, prices: PriceTable, model: str, turn: d
                      cost_usd=cost.total, price_version=cost.price_version, response_id=response_id)
     _log(turn, "failed", "turn_timed_out", level=logging.ERROR, cost_usd=str(cost.total))
     return "failed"
+
+
+def _answered(chat: Any, turn: dict[str, Any]) -> bool:
+    try:
+        return bool(chat.answered_in_conversation(str(turn["conversation_id"]), str(turn["user_message"])))
+    except UpstreamNotFoundError:
+        return False
 
 
 def _log(turn: dict[str, Any], outcome: str, reason: str, *, level: int = logging.INFO, **fields: str) -> None:

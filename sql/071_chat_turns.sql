@@ -142,11 +142,13 @@ revoke execute on function public.begin_chat_turn(uuid, text, text, numeric, uui
 grant execute on function public.begin_chat_turn(uuid, text, text, numeric, uuid, jsonb, integer, integer)
   to service_role;
 
--- record_chat_response: the OpenAI response id of a pending turn, stored as soon as OpenAI announces
--- it (so a turn whose finish never arrives can be settled from it). The same id again is a no-op; a
--- different id, or one already recorded on another turn, is DC409. A disabled user's running turn is
--- still recorded. Returns {message_id, response_id}.
-create or replace function public.record_chat_response(p_user_id uuid, p_message_id uuid, p_response_id text,
+-- record_chat_response: the OpenAI ids of a pending turn: a new session's conversation as soon as it
+-- is made (before the model call, so a turn whose response id is never stored can still be settled
+-- through it: p_response_id null), and the response id as soon as OpenAI announces it (so a turn
+-- whose finish never arrives can be settled from it). The same id again is a no-op; a different id,
+-- or one already recorded on another turn, is DC409. A disabled user's running turn is still
+-- recorded. Returns {message_id, response_id}.
+create or replace function public.record_chat_response(p_user_id uuid, p_message_id uuid, p_response_id text default null,
                                                        p_conversation_id text default null) returns jsonb
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -154,11 +156,15 @@ declare
   p public.user_profiles := private.backend_profile(p_user_id, p_allow_disabled => true);
   m public.chat_messages := private.turn_message(p_message_id, p.id);
 begin
-  if private.checked_openai_id(p_response_id, 'response_id') is null then
-    perform private.fail('DC400', 'response_id is required');
+  if private.checked_openai_id(p_response_id, 'response_id') is null
+     and private.checked_openai_id(p_conversation_id, 'conversation_id') is null then
+    perform private.fail('DC400', 'response_id or conversation_id is required');
   end if;
   perform private.checked_openai_id(p_conversation_id, 'conversation_id');
-  if m.openai_response_id is distinct from p_response_id then
+  if m.status <> 'pending' and p_response_id is null then
+    perform private.fail('DC409', 'this turn is no longer running');
+  end if;
+  if p_response_id is not null and m.openai_response_id is distinct from p_response_id then
     if m.openai_response_id is not null or m.status <> 'pending' then
       perform private.fail('DC409', 'this turn has another response');
     end if;
@@ -170,7 +176,7 @@ begin
   end if;
   update public.chat_sessions set openai_conversation_id = p_conversation_id
    where id = m.session_id and openai_conversation_id is null and p_conversation_id is not null;
-  return jsonb_build_object('message_id', m.id, 'response_id', p_response_id);
+  return jsonb_build_object('message_id', m.id, 'response_id', coalesce(p_response_id, m.openai_response_id));
 end;
 $$;
 revoke execute on function public.record_chat_response(uuid, uuid, text, text) from public, anon, authenticated;
@@ -343,11 +349,18 @@ begin
   end if;
   return (
     select coalesce(jsonb_agg(jsonb_build_object('message_id', m.id, 'user_id', m.user_id, 'session_id', m.session_id,
-                                                 'response_id', m.openai_response_id, 'created_at', m.created_at)
+                                                 'response_id', m.openai_response_id, 'created_at', m.created_at,
+                                                 'conversation_id', s.openai_conversation_id,
+                                                 'reserved_usd', m.reserved_usd,
+                                                 'user_message', (select u.content from public.chat_messages u
+                                                                   where u.session_id = m.session_id
+                                                                     and u.role = 'user' and u.request_id = m.request_id
+                                                                   order by u.created_at desc limit 1))
                               order by m.created_at, m.id), '[]'::jsonb)
       from (select * from public.chat_messages
              where status = 'pending' and created_at < now() - make_interval(secs => p_older_than_seconds)
-             order by created_at, id limit v_limit) m);
+             order by created_at, id limit v_limit) m
+      join public.chat_sessions s on s.id = m.session_id);
 end;
 $$;
 revoke execute on function public.list_stale_chat_turns(integer, integer) from public, anon, authenticated;

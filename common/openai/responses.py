@@ -103,6 +103,12 @@ class CitationFound:
 
 StreamEvent = TextDelta | CitationFound | TurnResult
 PENDING_STATUSES = frozenset({"in_progress", "queued"})
+# Conversation metadata key holding "<message id> <response id>" of a turn the database could not
+# store (metadata values are strings of at most 512 characters, keys at most 64).
+UNRECORDED_KEY = "unrecorded_response"
+# How many of a conversation's newest items are read to tell whether a turn was answered (one turn
+# adds its question, its file_search call, its reasoning and its answer).
+ANSWER_LOOKBACK = 20
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -218,6 +224,42 @@ class ChatModel:
         with translated("conversation creation"):
             conversation = self._no_retry.conversations.create(metadata=metadata)
         return conversation.id
+
+    def note_unrecorded_response(self, conversation_id: str, *, session_id: str, message_id: str,
+                                 response_id: str) -> None:
+        """Leave a response id the database could not take in its conversation's metadata, where
+        the settlement of the pending turn finds it (:meth:`unrecorded_response`). Raises the
+        project's OpenAI errors."""
+        metadata = {"app": OBJECT_METADATA_APP, "session_id": session_id,
+                    UNRECORDED_KEY: f"{message_id} {response_id}"}
+        with translated("conversation update"):
+            self._client.conversations.update(conversation_id, metadata=metadata)
+
+    def unrecorded_response(self, conversation_id: str, message_id: str) -> str | None:
+        """The response id left for ``message_id`` by :meth:`note_unrecorded_response`, or None.
+        Raises UpstreamNotFoundError when OpenAI has no such conversation."""
+        with translated("conversation retrieval"):
+            conversation = self._client.conversations.retrieve(conversation_id)
+        noted = str((conversation.metadata or {}).get(UNRECORDED_KEY) or "").split(" ")
+        return noted[1] if len(noted) == 2 and noted[0] == message_id else None
+
+    def answered_in_conversation(self, conversation_id: str, user_message: str) -> bool:
+        """Whether the conversation's newest user message is ``user_message`` and an answer follows
+        it: OpenAI ran that turn (its items are appended once a response completes), though nothing
+        recorded its response id. Items carry no usage. Raises UpstreamNotFoundError when OpenAI has
+        no such conversation."""
+        with translated("conversation items"):
+            items = self._client.conversations.items.list(conversation_id, limit=ANSWER_LOOKBACK, order="desc")
+        answered = False
+        for item in items.data:
+            if getattr(item, "type", None) != "message":
+                continue
+            if item.role == "assistant":
+                answered = True
+            elif item.role == "user":
+                text = "".join(getattr(part, "text", "") or "" for part in item.content or [])
+                return answered and text == user_message
+        return False
 
     def delete_conversation(self, conversation_id: str) -> None:
         with translated("conversation deletion"):

@@ -127,7 +127,7 @@ def _assert_clear(answer: httpx.Response, kind: Kind, ok: tuple[int, ...]) -> No
 
 def _after_the_lease(database_url: str) -> None:
     """Time passes: a run that the outage stopped (it could not record its end) has held the running
-    slot past its lease (2 x the time budget), so the next scheduled refresh takes the slot over."""
+    slot past its lease (common/registry.py LEASE_SECONDS), so the next scheduled refresh takes the slot over."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("update public.registry_runs set lease_until = now() - interval '1 second'"
                      " where status = 'running'")
@@ -272,16 +272,11 @@ def test_accepting_a_share_with_a_fault_at_each_step(stack: Stack, users: UserFa
 
 
 CUT_STREAM = Kind("stream_cut", {"cut_after_created": True, "times": 1})
-UNRECORDED_RESPONSE = (
-    "the database is down from before response.created until after the finish's last retry: OpenAI made and "
-    "billed the response, but its id reaches only the ERROR log (common/chat.py _settle), so the refresh can "
-    "only mark the turn turn_abandoned (common/turn_settlement.py); the cost is not in the usage rows")
-CHAT_KINDS = [pytest.param(k, id=k.name, marks=[pytest.mark.xfail(strict=True, reason=UNRECORDED_RESPONSE)]
-                           if k.database_down else []) for k in [*RUN_KINDS, CUT_STREAM]]
+CHAT_KINDS = [*RUN_KINDS, CUT_STREAM]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-@pytest.mark.parametrize("kind", CHAT_KINDS)
+@pytest.mark.parametrize("kind", CHAT_KINDS, ids=lambda k: k.name)
 def test_a_chat_turn_with_a_fault_at_the_model_call(stack: Stack, users: UserFactory, standin: Any,
                                                     database_url: str, kind: Kind, stream: bool) -> None:
     # given a user with a document, and a fault on the model call (the Responses API)

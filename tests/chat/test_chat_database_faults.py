@@ -11,7 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from common.api.registry_refresh import run_steps
 from common.db.base import Database
+from common.registry import RegistryRun
 from common.runtime import Runtime
 from tests.chat.conftest import Apps, ask, auth, history, make_apps, upload_text, usage_rows_of
 from tests.chat.test_chat_turns import COMETS
@@ -45,12 +47,15 @@ def test_a_finish_that_fails_once_is_retried_and_billed_once(apps: Apps, users: 
 
 def test_a_response_id_that_cannot_be_recorded_at_once_is_recorded_by_the_finish(
         apps: Apps, users: UserFactory, postgrest: Any, database_url: str) -> None:
-    # given the database lost just as OpenAI announces the response (response.created)
+    # given a session with its conversation, and the database lost just as OpenAI announces the
+    # next turn's response (response.created)
     user = users.create()
     upload_text(apps, user, "comets.txt", COMETS)
+    first = ask(apps, user, "What are comets made of?")
+    assert first.status_code == 200, first.json
     postgrest.inject_fault(drop=True, function="record_chat_response")
     # when the user asks, then the turn still answers, stored with its response id and billed once
-    response = ask(apps, user, "How often does Halley's comet return?")
+    response = ask(apps, user, "How often does Halley's comet return?", session_id=first.json["session_id"])
     assert response.status_code == 200, response.json
     message = response.json["message"]
     assert history(apps, user, response.json["session_id"])[-1] == message
@@ -76,3 +81,38 @@ def test_a_database_that_stays_away_is_503_with_the_response_id_logged(apps: App
     sessions = apps.sessions.get("/", headers=auth(user)).json["items"]
     answer = history(apps, user, sessions[0]["id"])[-1]
     assert answer["status"] == "pending" and usage_rows_of(database_url, answer["id"]) == []
+
+
+def test_an_answer_the_database_cannot_take_is_left_in_its_conversation_and_billed_once_by_the_refresh(
+        apps: Apps, users: UserFactory, postgrest: Any, database_url: str, standin: Any,
+        supabase_runtime: Runtime) -> None:
+    # given a session with a conversation, and the database lost for the whole of the next turn's
+    # writes after its begin: the response id at response.created, and every finish attempt
+    user = users.create()
+    upload_text(apps, user, "comets.txt", COMETS)
+    first = ask(apps, user, "How often does Halley's comet return?")
+    assert first.status_code == 200, first.json
+    session_id = first.json["session_id"]
+    postgrest.inject_fault(drop=True, function="record_chat_response")
+    postgrest.inject_fault(drop=True, function="finish_chat_turn", times=10)
+    # when the user asks again, then the request fails as unavailable, and the turn is pending without a response id
+    again = ask(apps, user, "What do comet tails do?", session_id=session_id)
+    postgrest.clear_faults()
+    assert again.status_code == 503 and again.json["code"] == "database_unavailable", again.json
+    pending = history(apps, user, session_id)[-1]
+    assert pending["status"] == "pending" and usage_rows_of(database_url, pending["id"]) == []
+    # and when the registry refresh settles it (once the chat timeout has passed)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.chat_messages set created_at = created_at - interval '10 minutes' where id = %s",
+                     [pending["id"]])
+    run = RegistryRun(supabase_runtime.database, supabase_runtime.openai.files, supabase_runtime.prices,
+                      supabase_runtime.settings.registry, steps=run_steps(supabase_runtime)).execute()
+    # then the answer OpenAI made is stored from the id its conversation kept, billed once
+    assert run["figures"]["turns_finished"] == 1, run
+    [settled] = [m for m in history(apps, user, session_id) if m["id"] == pending["id"]]
+    assert settled["status"] == "complete" and settled["content"], settled
+    assert len(usage_rows_of(database_url, settled["id"])) == 2
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select openai_response_id from public.chat_messages where id = %s", [settled["id"]]).fetchone()
+    assert row is not None and row[0] in standin.state.responses
+

@@ -107,6 +107,27 @@ def test_a_response_id_is_recorded_once(db: Database, users: UserFactory) -> Non
         finish_turn(db, user, turn)
 
 
+def test_a_new_sessions_conversation_is_recorded_before_the_response(db: Database, users: UserFactory,
+                                                                     database_url: str) -> None:
+    # given a pending turn in a new session (no conversation yet)
+    user = users.create()
+    turn = begin_turn(db, user)
+    ids = {"p_message_id": turn["assistant_message_id"]}
+    # when the backend records the conversation alone, then the session has it and the turn no response yet
+    assert db.call("record_chat_response", {**ids, "p_conversation_id": "conv_early"},
+                   backend(user))["response_id"] is None
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select openai_conversation_id from public.chat_sessions where id = %s",
+                           [turn["session"]["id"]]).fetchone()
+    assert row == ("conv_early",)
+    # and a call with neither id is refused, as is one for a turn that has ended
+    with pytest.raises(InvalidInputError):
+        db.call("record_chat_response", ids, backend(user))
+    finish_turn(db, user, turn)
+    with pytest.raises(ConflictError):
+        db.call("record_chat_response", {**ids, "p_conversation_id": "conv_late"}, backend(user))
+
+
 def test_a_cost_above_the_reservation_is_recorded_in_full_and_flagged(db: Database, users: UserFactory,
                                                                       database_url: str) -> None:
     user = users.create()
