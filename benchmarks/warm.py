@@ -14,6 +14,7 @@ import http.client
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,8 +77,7 @@ def bare_sql(database_url: str, user: AppUser, function: str, args: str, count: 
 
 
 def _with(spec: LoadSpec, concurrency: int, requests: int) -> LoadSpec:
-    return LoadSpec(spec.url, spec.method, spec.headers, spec.json_body, spec.upload, concurrency, requests,
-                    spec.expect)
+    return replace(spec, concurrency=concurrency, requests=requests)
 
 
 def round_trips(deployment: Deployment, spec: LoadSpec) -> dict[str, Any]:
@@ -181,8 +181,6 @@ def measure_streaming(stack: Stack, deployment: Deployment, user: AppUser, *, de
     as ChatModel builds it), with the stand-in delaying each response (and only it) by ``delay_seconds``
     on both sides. Our first byte is the ``session`` event, sent before the model is asked: the first
     text is the comparable figure."""
-    from dataclasses import replace
-
     turn = chat_parts.turn_request(stack.database_url, user)
 
     def standin_body() -> dict[str, Any]:
