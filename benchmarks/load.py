@@ -80,14 +80,14 @@ def _worker(spec: LoadSpec, counter: list[int], lock: threading.Lock, samples: l
                 response = conn.getresponse()
                 payload = response.read()
             except TimeoutError:
-                failures.append(f"no answer within {spec.timeout_seconds:g} s (request {n} of {spec.requests})")
+                failures.append(f"got no answer within {spec.timeout_seconds:g} s (request {n} of {spec.requests})")
                 return
             except (OSError, http.client.HTTPException) as exc:
-                failures.append(f"no answer: {type(exc).__name__}: {exc} (request {n} of {spec.requests})")
+                failures.append(f"got no answer: {type(exc).__name__}: {exc} (request {n} of {spec.requests})")
                 return
             elapsed = time.perf_counter() - begun
             if response.status != spec.expect:
-                failures.append(f"{response.status}: {payload[:300].decode(errors='replace')}")
+                failures.append(f"answered {response.status}: {payload[:300].decode(errors='replace')}")
                 return
             samples.append(elapsed)
     finally:
@@ -116,7 +116,7 @@ def run_load(spec: LoadSpec) -> Latency:
         raise LoadError(f"the load client failed: {done.stderr.strip()[-500:]}")
     result = json.loads(done.stdout)
     if result["failure"]:
-        raise LoadError(f"{spec.method} {spec.url} answered {result['failure']}")
+        raise LoadError(f"{spec.method} {spec.url} {result['failure']}")
     if not result["samples"]:
         raise LoadError(f"{spec.method} {spec.url}: none of {spec.requests} requests was answered "
                         f"({done.stderr.strip()[-300:] or 'the load client reported no failure'})")

@@ -61,14 +61,14 @@ def test_a_load_run_whose_requests_all_time_out_names_the_endpoint_and_the_timeo
                           timeout_seconds=0.3))
     # then the run fails as a load error (what the report shows as "not measured") saying what and why
     assert f"POST {silent_server}" in str(failed.value)
-    assert "no answer within 0.3 s" in str(failed.value)
+    assert "got no answer within 0.3 s" in str(failed.value)
 
 
 def test_a_load_run_whose_connections_are_dropped_names_the_error(hanging_up_server: str) -> None:
     with pytest.raises(LoadError) as failed:
         run_load(LoadSpec(hanging_up_server, requests=2, timeout_seconds=5))
     assert f"GET {hanging_up_server}" in str(failed.value)
-    assert "no answer: RemoteDisconnected" in str(failed.value)
+    assert "got no answer: RemoteDisconnected" in str(failed.value)
 
 
 @pytest.mark.slow
