@@ -149,7 +149,8 @@ def measure_floors(stack: Stack, chatter: AppUser, *, requests: int,
 def _first_bytes(url: str, headers: dict[str, str], body_of: Callable[[], dict[str, Any]],
                  marker: bytes) -> tuple[float, float]:
     """Seconds to the first byte of the answer body and to the first line containing ``marker``, from
-    before ``body_of`` builds the request (it may make the calls that come first)."""
+    before ``body_of`` builds the request (it may make the calls that come first); LoadError when the
+    answer is not a 200 stream reaching ``marker`` within 60 s."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
@@ -171,6 +172,8 @@ def _first_bytes(url: str, headers: dict[str, str], body_of: Callable[[], dict[s
         marked = time.perf_counter() - started
         response.read()
         return first_byte, marked
+    except (OSError, http.client.HTTPException) as exc:
+        raise LoadError(f"POST {url} got no answer: {type(exc).__name__}: {exc}") from exc
     finally:
         conn.close()
 
