@@ -3,8 +3,9 @@ interpreter lock: ``python -m benchmarks.load SPEC_JSON`` prints the latencies a
 
 The spec names the URL, method, headers, concurrency and request count, and the body: ``json``
 (sent as is), or ``upload`` (a small multipart text file whose content differs per request, as
-uploads of the same bytes are refused as duplicates). Every answer must have the expected status;
-the first that does not stops the run with its status and body.
+uploads of the same bytes are refused as duplicates). Every answer must have the expected status
+within ``timeout_seconds``; the first that does not (another status, no answer in time, a dropped
+connection) stops the run, and :func:`run_load` raises :class:`LoadError` saying which and why.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ ROOT_MODULE = "benchmarks.load"
 
 
 class LoadError(RuntimeError):
-    """A request of a load run got an unexpected status (or the client process failed)."""
+    """A request of a load run got an unexpected status or no answer (or the client process failed)."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,12 @@ class LoadSpec:
     concurrency: int = 1
     requests: int = 100
     expect: int = 200
+    timeout_seconds: float = 60.0
 
     def to_json(self) -> dict[str, Any]:
         return {"url": self.url, "method": self.method, "headers": dict(self.headers), "json_body": self.json_body,
                 "upload": self.upload, "concurrency": self.concurrency, "requests": self.requests,
-                "expect": self.expect}
+                "expect": self.expect, "timeout_seconds": self.timeout_seconds}
 
 
 def _body(spec: LoadSpec, n: int) -> tuple[bytes | None, dict[str, str]]:
@@ -62,7 +64,7 @@ def _body(spec: LoadSpec, n: int) -> tuple[bytes | None, dict[str, str]]:
 def _worker(spec: LoadSpec, counter: list[int], lock: threading.Lock, samples: list[float],
             failures: list[str]) -> None:
     parts = urlsplit(spec.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=spec.timeout_seconds)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
         while not failures:
@@ -73,12 +75,19 @@ def _worker(spec: LoadSpec, counter: list[int], lock: threading.Lock, samples: l
                 n = counter[0]
             body, headers = _body(spec, n)
             begun = time.perf_counter()
-            conn.request(spec.method, path, body=body, headers={**spec.headers, **headers})
-            response = conn.getresponse()
-            payload = response.read()
+            try:
+                conn.request(spec.method, path, body=body, headers={**spec.headers, **headers})
+                response = conn.getresponse()
+                payload = response.read()
+            except TimeoutError:
+                failures.append(f"got no answer within {spec.timeout_seconds:g} s (request {n} of {spec.requests})")
+                return
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(f"got no answer: {type(exc).__name__}: {exc} (request {n} of {spec.requests})")
+                return
             elapsed = time.perf_counter() - begun
             if response.status != spec.expect:
-                failures.append(f"{response.status}: {payload[:300].decode(errors='replace')}")
+                failures.append(f"answered {response.status}: {payload[:300].decode(errors='replace')}")
                 return
             samples.append(elapsed)
     finally:
@@ -99,14 +108,18 @@ def run_here(spec: LoadSpec) -> dict[str, Any]:
 
 
 def run_load(spec: LoadSpec) -> Latency:
-    """Run ``spec`` from a separate client process; raises LoadError on an unexpected status."""
+    """Run ``spec`` from a separate client process; raises LoadError when a request got an unexpected
+    status or no answer, or when no request was answered at all."""
     done = subprocess.run([sys.executable, "-m", ROOT_MODULE, json.dumps(spec.to_json())], capture_output=True,
                           text=True, timeout=600, check=False)
     if done.returncode != 0:
         raise LoadError(f"the load client failed: {done.stderr.strip()[-500:]}")
     result = json.loads(done.stdout)
     if result["failure"]:
-        raise LoadError(f"{spec.method} {spec.url} answered {result['failure']}")
+        raise LoadError(f"{spec.method} {spec.url} {result['failure']}")
+    if not result["samples"]:
+        raise LoadError(f"{spec.method} {spec.url}: none of {spec.requests} requests was answered "
+                        f"({done.stderr.strip()[-300:] or 'the load client reported no failure'})")
     return latency_of(result["samples"], wall_seconds=result["wall_seconds"])
 
 

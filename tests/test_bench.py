@@ -4,12 +4,17 @@ reports, with round trips counted by the transports."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from benchmarks.load import LoadError, LoadSpec, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +26,49 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
     subprocess.run([sys.executable, "-m", "benchmarks.bench", "--tiny", "--out", str(out)], cwd=ROOT,
                    capture_output=True, text=True, timeout=600, check=True)
     return json.loads((out / "BENCHMARKS.json").read_text()), (out / "BENCHMARKS.md").read_text()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback port that takes connections and never answers (the kernel queues them)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/chat/"
+
+
+@pytest.fixture
+def hanging_up_server() -> Iterator[str]:
+    """A loopback port that reads each request and closes the connection without answering."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed
+            with connection:
+                connection.recv(65536)  # read first: closing over unread bytes would reset instead
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/chat/"
+    listener.close()
+
+
+def test_a_load_run_whose_requests_all_time_out_names_the_endpoint_and_the_timeout(silent_server: str) -> None:
+    # when every request of a load run waits longer than its timeout
+    with pytest.raises(LoadError) as failed:
+        run_load(LoadSpec(silent_server, "POST", json_body={"message": "hi"}, concurrency=2, requests=4,
+                          timeout_seconds=0.3))
+    # then the run fails as a load error (what the report shows as "not measured") saying what and why
+    assert f"POST {silent_server}" in str(failed.value)
+    assert "got no answer within 0.3 s" in str(failed.value)
+
+
+def test_a_load_run_whose_connections_are_dropped_names_the_error(hanging_up_server: str) -> None:
+    with pytest.raises(LoadError) as failed:
+        run_load(LoadSpec(hanging_up_server, requests=2, timeout_seconds=5))
+    assert f"GET {hanging_up_server}" in str(failed.value)
+    assert "got no answer: RemoteDisconnected" in str(failed.value)
 
 
 @pytest.mark.slow

@@ -26,8 +26,11 @@ def main(argv: list[str] | None = None) -> None:
                              "$OPENAI_STANDIN_OPENAPI_DOCUMENT, else ../shared/reference/openai-openapi.json if present)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        # A library that sets its own logger's level still prints nothing below the chosen one.
+        handler.setLevel(level)
     options: dict[str, Any] = {"reasoning_share": args.reasoning_share}
     if args.openapi_document is not None:
         options["openapi_document"] = args.openapi_document

@@ -8,6 +8,8 @@ characters per token); nothing downloads a tokenizer.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -89,8 +91,7 @@ def tokenize(text: str) -> list[str]:
 
 def rank(chunks: Sequence[Chunk], query: str, *, max_results: int, score_threshold: float = 0.0) -> list[Hit]:
     """The chunks that share words with ``query``, best first, at most ``max_results``."""
-    import bm25s  # type: ignore[import-untyped]
-
+    bm25s = _bm25s()
     query_tokens = tokenize(query)
     corpus = [tokenize(chunk.text) for chunk in chunks]
     if not query_tokens or not any(corpus):
@@ -102,6 +103,21 @@ def rank(chunks: Sequence[Chunk], query: str, *, max_results: int, score_thresho
     hits = [hit for hit in hits if hit.score >= score_threshold]
     hits.sort(key=lambda hit: hit.score, reverse=True)
     return hits[:max_results]
+
+
+@functools.cache
+def _bm25s() -> Any:
+    """``bm25s``, imported on first use, with its logger inheriting the application's level again.
+
+    Its import sets its own logger to DEBUG, which overrides the level the application chose: every
+    ranking then wrote a line to stderr. A stand-in whose stderr is a pipe nobody reads stopped
+    answering once the pipe was full (about 1,000 turns): every request thread blocked on the
+    logging lock behind the one blocked writing.
+    """
+    import bm25s  # type: ignore[import-untyped]
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
 
 
 def best_sentences(text: str, query: str, *, limit: int = 2, max_chars: int = 400) -> str:
