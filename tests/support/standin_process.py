@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +32,17 @@ class StandinProcess:
             self.stop()
             raise RuntimeError("the stand-in did not report its address")
         self.base_url = base_url
+        # Keep reading what it writes: an unread pipe fills (64 KiB) and then blocks the writer, and
+        # with it every request thread waiting on the logging lock. The tail is kept for errors.
+        self.stderr_tail: deque[str] = deque(maxlen=200)
+        self._drainer = threading.Thread(target=self._drain, name="standin-stderr", daemon=True)
+        self._drainer.start()
         self._control = httpx.Client(base_url=base_url.removesuffix("/v1") + "/_standin", timeout=30)
+
+    def _drain(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            self.stderr_tail.append(line)
 
     @property
     def requests(self) -> list[Any]:
@@ -48,5 +60,7 @@ class StandinProcess:
             self._control.close()
         self._process.terminate()
         self._process.wait(timeout=10)
+        if hasattr(self, "_drainer"):
+            self._drainer.join(timeout=10)  # the pipe's end reached: the reader stops on its own
         if self._process.stderr is not None:
             self._process.stderr.close()
