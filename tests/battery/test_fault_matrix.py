@@ -54,13 +54,14 @@ KINDS = [
     Kind("database_down", {"delay": 1.0, "times": 1}, kills_database=True, database_down=True),
 ]
 # The default run covers each step with the kinds that take different code paths; --long runs all.
-# An outage costs the pool's timeout per database call, so by default it runs on the upload's steps
-# (where the first record is lost), chat and the refresh; --long adds delete and share.
+# An outage costs the pool's timeout per database call, so by default it runs where the first record
+# is lost (the upload's store and file steps, a plain chat turn) and on the refresh; --long runs it
+# at every step.
 DEFAULT_KINDS = {"insufficient_quota", "server_error", "database_dropped", "database_down"}
-OUTAGE_DEFAULT_SCENARIOS = {"store-database_down", "file-database_down", "attach-database_down"}
+OUTAGE_DEFAULT_SCENARIOS = {"store-database_down", "file-database_down"}
 RUN_KINDS = [k for k in KINDS if LONG or k.name in DEFAULT_KINDS]
 # While the database is down, each call waits this long for a connection, then answers 503.
-POOL_TIMEOUT_SECONDS = 2.0
+POOL_TIMEOUT_SECONDS = 1.0
 FAULTS: dict[str, int] = {}
 VIOLATIONS: list[str] = []
 STALE_CONNECTION_FAILURES: list[int] = []
@@ -273,10 +274,12 @@ def test_accepting_a_share_with_a_fault_at_each_step(stack: Stack, users: UserFa
 
 CUT_STREAM = Kind("stream_cut", {"cut_after_created": True, "times": 1})
 CHAT_KINDS = [*RUN_KINDS, CUT_STREAM]
+CHAT_SCENARIOS = [pytest.param(kind, stream, id=f"{kind.name}-{'streamed' if stream else 'plain'}",
+                               marks=[pytest.mark.long] if kind.database_down and stream else [])
+                  for kind in CHAT_KINDS for stream in (False, True)]
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-@pytest.mark.parametrize("kind", CHAT_KINDS, ids=lambda k: k.name)
+@pytest.mark.parametrize(("kind", "stream"), CHAT_SCENARIOS)
 def test_a_chat_turn_with_a_fault_at_the_model_call(stack: Stack, users: UserFactory, standin: Any,
                                                     database_url: str, kind: Kind, stream: bool) -> None:
     # given a user with a document, and a fault on the model call (the Responses API)
