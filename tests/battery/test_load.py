@@ -11,32 +11,60 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from decimal import Decimal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from common.db.psycopg_transport import PsycopgDatabase
+from common.runtime import Runtime
+from common.settings import ChatSettings
 from tests.battery.figures import record
 from tests.battery.stack import Stack
+from tests.support.functions import make_runtime
 from tests.support.users import UserFactory
 
 pytestmark = pytest.mark.long
 
 LOAD_USERS = 50
+# The load is about capacity, not the per-user rate limit (20 turns a minute by default, tested on
+# its own in tests/chat): each simulated user has its own account, allowed 1,000 turns a minute.
+LOAD_TURNS_PER_MINUTE = 1000
 LOAD_SECONDS = 60
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 CHAT = ("POST /chat", "POST /chat (stream)")
 
 
 @pytest.fixture(scope="module")
+def runtime(psycopg_db: PsycopgDatabase, database_url: str, standin: Any) -> Iterator[Runtime]:
+    """The battery's Runtime with the load's chat rate limit."""
+    rt = make_runtime(psycopg_db, database_url, standin.base_url,
+                      chat=ChatSettings(turns_per_minute=LOAD_TURNS_PER_MINUTE))
+    yield rt
+    rt.openai.client.close()
+
+
+def _by_status(failures: list[dict[str, str]]) -> dict[str, int]:
+    """Failed requests per endpoint and HTTP status (or error kind when there was no status)."""
+    counted: dict[str, int] = {}
+    for failure in failures:
+        found = re.search(r"\b([1-5][0-9]{2})\b", failure["Error"])
+        key = f"{failure['Name']} {found.group(1) if found else failure['Error'][:40]}"
+        counted[key] = counted.get(key, 0) + int(failure["Occurrences"])
+    return dict(sorted(counted.items()))
+
+
+@pytest.fixture(scope="module")
 def load_run(stack: Stack, users: UserFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Run locust once; returns its per-endpoint stats rows, the failures and the acknowledged writes."""
     out = tmp_path_factory.mktemp("load")
-    tokens = [users.create().token for _ in range(10)]
+    tokens = [users.create().token for _ in range(LOAD_USERS)]
     env = {**os.environ, "LOAD_TOKENS": json.dumps(tokens), "LOAD_RESULTS": str(out / "acknowledged.json")}
     ran = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--users", str(LOAD_USERS),
@@ -52,6 +80,7 @@ def load_run(stack: Stack, users: UserFactory, tmp_path_factory: pytest.TempPath
     record("load", users=LOAD_USERS, seconds=LOAD_SECONDS,
            requests={name: int(row["Request Count"]) for name, row in rows.items()},
            failures={name: int(row["Failure Count"]) for name, row in rows.items()},
+           failures_by_status=_by_status(failures),
            p95_ms={name: row["95%"] for name, row in rows.items()},
            acknowledged_uploads=len(acknowledged["documents"]), acknowledged_turns=len(acknowledged["turns"]))
     return {"rows": rows, "failures": failures, "acknowledged": acknowledged}
