@@ -45,12 +45,21 @@ def _chat_goal(f: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _sql_per_turn(chat: dict[str, Any]) -> tuple[float, int, str]:
+    """A turn's SQL time (each function's p50 times its calls per turn), its number of calls, and
+    each function's share as text."""
+    sql, calls = chat["pieces"]["sql"], chat.get("round_trips", {}).get("sql", {})
+    per = {name: lat["p50_ms"] * calls.get(name, 1) for name, lat in sql.items()}
+    text = ", ".join(f"{name} {_ms(per[name])}" + (f" ({calls[name]} calls)" if calls.get(name, 1) > 1 else "")
+                     for name in sql)
+    return sum(per.values()), sum(calls.get(name, 1) for name in sql), text
+
+
 def _chat_pieces(chat: dict[str, Any]) -> str:
     """What a turn's own work costs, p50: each SQL call through the transport, quotes, shaping."""
     p = chat["pieces"]
-    sql = p["sql"]
-    parts = [f"SQL {_ms(sum(lat['p50_ms'] for lat in sql.values()))} ms ("
-             + ", ".join(f"{name} {_ms(lat['p50_ms'])}" for name, lat in sql.items()) + ")",
+    spent, _, text = _sql_per_turn(chat)
+    parts = [f"SQL {_ms(spent)} ms ({text})",
              f"citation quotes {_ms(p['citation_quotes']['p50_ms'])} ms ({p['citations']} citations over"
              f" {p['retrieved_chunks']} chunks)"]
     if "response_shaping" in p:
@@ -201,15 +210,15 @@ def _chat_note(f: dict[str, Any], missed: Any) -> list[str]:
         if not missed(f"chat turn overhead ({transport})") or "pieces" not in chat:
             continue
         over = chat["latency"]["c1"]["p50_ms"] - f["floors"]["model_call"]["c1"]["p50_ms"]
-        sql = chat["pieces"]["sql"]
-        spent = sum(lat["p50_ms"] for lat in sql.values())
-        extra = sum(lat["p50_ms"] for name, lat in sql.items() if name == "record_chat_response")
+        spent, count, _ = _sql_per_turn(chat)
+        record = chat["pieces"]["sql"].get("record_chat_response", {"p50_ms": 0})["p50_ms"]
         out.append(f"- Chat turn ({transport}): of {_ms(over)} ms beyond the OpenAI calls, {_ms(spent)} ms are its"
-                   f" {len(sql)} SQL calls through the transport; quotes and answer shaping are under a"
-                   " millisecond; the rest is HTTP, SSE/JSON and the framework. `record_chat_response` (the"
-                   " response id stored at `response.created`, so that a cut stream can be settled) is the one"
-                   f" call beyond begin and finish, {_ms(extra)} ms; the budget alerts are recorded inside"
-                   " `finish_chat_turn`.")
+                   f" {count} SQL calls through the transport; quotes and answer shaping are under a"
+                   " millisecond; the rest is HTTP, SSE/JSON and the framework. `record_chat_response` is the"
+                   f" call beyond begin and finish, {_ms(record)} ms each: a new session's conversation is stored"
+                   " before the model call and the response id at `response.created`, so a turn that loses its"
+                   " stream, its database or its process can be settled; a later turn of the session makes it"
+                   " once. The budget alerts are recorded inside `finish_chat_turn`.")
     return out
 
 
