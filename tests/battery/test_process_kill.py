@@ -95,8 +95,9 @@ def _newest_document(database_url: str, user: AppUser) -> str:
     return str(row[0])
 
 
-@pytest.mark.parametrize("step", [pytest.param(STORE, id="store"), pytest.param(FILE, id="file"),
-                                  pytest.param(ATTACH, id="attach")])
+@pytest.mark.parametrize("step", [pytest.param(STORE, id="store"),
+                                  pytest.param(FILE, id="file", marks=pytest.mark.long),
+                                  pytest.param(ATTACH, id="attach", marks=pytest.mark.long)])
 def test_an_upload_killed_while_openai_holds_a_step(kill: KillScenario, stack: Stack, users: UserFactory,
                                                     step: Step) -> None:
     # given a new user (so the upload creates the user's store too)
@@ -139,7 +140,8 @@ def test_an_upload_killed_after_the_attach_before_it_is_recorded(kill: KillScena
     assert [d["status"] for d in _documents(stack, user)] in (["ready"], ["processing"])
 
 
-@pytest.mark.parametrize("step", [DETACH, DELETE_FILE], ids=lambda s: s.name)
+@pytest.mark.parametrize("step", [pytest.param(DETACH, id="detach", marks=pytest.mark.long),
+                                  pytest.param(DELETE_FILE, id="delete_file")])
 def test_a_delete_killed_while_openai_holds_a_step(kill: KillScenario, stack: Stack, users: UserFactory,
                                                    step: Step) -> None:
     # given a ready document
@@ -165,7 +167,8 @@ def test_a_delete_killed_after_the_file_delete_before_it_is_recorded(kill: KillS
     assert doc_id not in {d["id"] for d in _documents(stack, user)}
 
 
-@pytest.mark.parametrize("step", [pytest.param(STORE, id="grantee_store"), pytest.param(ATTACH, id="grantee_attach")])
+@pytest.mark.parametrize("step", [pytest.param(STORE, id="grantee_store"),
+                                  pytest.param(ATTACH, id="grantee_attach", marks=pytest.mark.long)])
 def test_accepting_a_share_killed_while_openai_holds_a_step(kill: KillScenario, stack: Stack, users: UserFactory,
                                                             step: Step) -> None:
     # given A's ready document shared with a new user B (who has no store yet)
@@ -255,7 +258,8 @@ def _a_user_with_a_session(stack: Stack, users: UserFactory, name: str) -> tuple
     return user, _ready_document(stack, user, name), _session(stack, user)
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("stream", [pytest.param(False, id="plain"),
+                                    pytest.param(True, id="streamed", marks=pytest.mark.long)])
 def test_a_chat_turn_killed_while_openai_holds_the_model_call(kill: KillScenario, stack: Stack, users: UserFactory,
                                                               standin: Any, database_url: str, stream: bool) -> None:
     # given a user with a ready document and a session
