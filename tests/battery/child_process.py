@@ -79,15 +79,19 @@ class FunctionsProcess:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_SECONDS
+        last: object = "no answer"
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
+                answer = httpx.get(f"{self.base}/healthz", timeout=2)
+            except httpx.TransportError as exc:  # not listening yet: asked again until the deadline
+                last = exc
+            else:
+                if answer.status_code == 200:
                     return
-            except httpx.TransportError:
-                pass
+                last = f"HTTP {answer.status_code}"
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"the functions' process did not answer /healthz; see {self.log_path}")
+        raise RuntimeError(f"the functions' process did not answer /healthz ({last!r}); see {self.log_path}")
 
     def client(self, token: str | None = None, *, timeout: float = 30.0) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
