@@ -152,13 +152,17 @@ def run_turn(parts: ChatParts, user_id: str, ask: TurnAsk, begun: dict[str, Any]
             elif isinstance(item, CitationFound):
                 yield "citation", {**provisional_citation(item.filename, item.index), "provisional": True}
     except AppError as error:
+        if announced and not recorded:  # OpenAI made the response; the database has not got its id
+            try:
+                chat_ledger.record_response(parts.database, user_id, message_id=message_id,
+                                            response_id=announced[0], conversation_id=conversation_id)
+            except DatabaseUnavailableError as db_error:
+                _note_in_conversation(parts, session_id, message_id, conversation_id, announced[0])
+                raise db_error from error
+            recorded.append(announced[0])
         if recorded:
             raise _left_for_settlement(message_id, recorded[0], error) from error
-        failure = _record_failure(parts, user_id, message_id, conversation_id, error,
-                                  response_id=announced[0] if announced else None)
-        if announced and isinstance(failure, DatabaseUnavailableError):
-            _note_in_conversation(parts, session_id, message_id, conversation_id, announced[0])
-        raise failure from error
+        raise _record_failure(parts, user_id, message_id, conversation_id, error) from error
     if result is None:  # pragma: no cover - ChatModel.stream ends with a TurnResult or raises
         raise UpstreamError("OpenAI's stream ended without a final response.")
     try:
@@ -204,14 +208,14 @@ def _left_for_settlement(message_id: str, response_id: str, error: AppError) -> 
 
 
 def _record_failure(parts: ChatParts, user_id: str, message_id: str, conversation_id: str | None,
-                    error: AppError, *, response_id: str | None) -> AppError:
+                    error: AppError) -> AppError:
     """Record the turn as failed, with no cost (OpenAI did not run it); returns the error to answer
     with (the database's when even the failure cannot be recorded: the turn stays pending and is
     settled later)."""
     try:
         chat_ledger.fail(parts.database, user_id, message_id=message_id,
                          error_code=chat_ledger.failure_code(getattr(error.__cause__, "code", None), error.code),
-                         error_message=error.detail, response_id=response_id, conversation_id=conversation_id)
+                         error_message=error.detail, conversation_id=conversation_id)
     except DatabaseUnavailableError as db_error:
         log.error("chat turn %s failed (%s) and the failure could not be recorded", message_id, error.code)
         return db_error

@@ -18,7 +18,7 @@ from common.runtime import Runtime
 from tests.chat.conftest import Apps, ask, auth, history, make_apps, upload_text, usage_rows_of
 from tests.chat.test_chat_turns import COMETS
 from tests.support.functions import make_runtime
-from tests.support.users import UserFactory
+from tests.support.users import AppUser, UserFactory
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +45,23 @@ def test_a_finish_that_fails_once_is_retried_and_billed_once(apps: Apps, users: 
     assert len(usage_rows_of(database_url, message["id"])) == 2
 
 
-def test_a_response_id_that_cannot_be_recorded_at_once_is_recorded_by_the_finish(
-        apps: Apps, users: UserFactory, postgrest: Any, database_url: str) -> None:
-    # given a session with its conversation, and the database lost just as OpenAI announces the
-    # next turn's response (response.created)
+def _a_session_with_its_conversation(apps: Apps, users: UserFactory) -> tuple[AppUser, str]:
+    """A new user with a document and a session whose first turn made its OpenAI conversation."""
     user = users.create()
     upload_text(apps, user, "comets.txt", COMETS)
     first = ask(apps, user, "What are comets made of?")
     assert first.status_code == 200, first.json
+    return user, str(first.json["session_id"])
+
+
+def test_a_response_id_that_cannot_be_recorded_at_once_is_recorded_by_the_finish(
+        apps: Apps, users: UserFactory, postgrest: Any, database_url: str) -> None:
+    # given a session with its conversation, and the database lost just as OpenAI announces the
+    # next turn's response (response.created)
+    user, session_id = _a_session_with_its_conversation(apps, users)
     postgrest.inject_fault(drop=True, function="record_chat_response")
     # when the user asks, then the turn still answers, stored with its response id and billed once
-    response = ask(apps, user, "How often does Halley's comet return?", session_id=first.json["session_id"])
+    response = ask(apps, user, "How often does Halley's comet return?", session_id=session_id)
     assert response.status_code == 200, response.json
     message = response.json["message"]
     assert history(apps, user, response.json["session_id"])[-1] == message
@@ -88,11 +94,7 @@ def test_an_answer_the_database_cannot_take_is_left_in_its_conversation_and_bill
         supabase_runtime: Runtime) -> None:
     # given a session with a conversation, and the database lost for the whole of the next turn's
     # writes after its begin: the response id at response.created, and every finish attempt
-    user = users.create()
-    upload_text(apps, user, "comets.txt", COMETS)
-    first = ask(apps, user, "How often does Halley's comet return?")
-    assert first.status_code == 200, first.json
-    session_id = first.json["session_id"]
+    user, session_id = _a_session_with_its_conversation(apps, users)
     postgrest.inject_fault(drop=True, function="record_chat_response")
     postgrest.inject_fault(drop=True, function="finish_chat_turn", times=10)
     # when the user asks again, then the request fails as unavailable, and the turn is pending without a response id
@@ -116,3 +118,28 @@ def test_an_answer_the_database_cannot_take_is_left_in_its_conversation_and_bill
         row = conn.execute("select openai_response_id from public.chat_messages where id = %s", [settled["id"]]).fetchone()
     assert row is not None and row[0] in standin.state.responses
 
+
+
+def test_a_stream_cut_while_the_database_is_away_is_settled_from_the_id_its_conversation_kept(
+        apps: Apps, users: UserFactory, postgrest: Any, database_url: str, standin: Any,
+        supabase_runtime: Runtime) -> None:
+    # given a session with a conversation; the next turn's stream is cut right after response.created
+    # while the database refuses to record the response id (at response.created and once more after the cut)
+    user, session_id = _a_session_with_its_conversation(apps, users)
+    postgrest.inject_fault(drop=True, function="record_chat_response", times=2)
+    standin.inject_fault(r"^/responses$", method="POST", cut_after_created=True)
+    # when the user asks, then the request fails as unavailable and the turn stays pending
+    cut = ask(apps, user, "What do comet tails do?", session_id=session_id)
+    postgrest.clear_faults()
+    assert cut.status_code == 503 and cut.json["code"] == "database_unavailable", cut.json
+    pending = history(apps, user, session_id)[-1]
+    assert pending["status"] == "pending"
+    # and the refresh settles it from OpenAI with the id the conversation kept, billed once
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.chat_messages set created_at = created_at - interval '10 minutes' where id = %s",
+                     [pending["id"]])
+    run = RegistryRun(supabase_runtime.database, supabase_runtime.openai.files, supabase_runtime.prices,
+                      supabase_runtime.settings.registry, steps=run_steps(supabase_runtime)).execute()
+    assert run["figures"]["turns_finished"] == 1, run
+    [settled] = [m for m in history(apps, user, session_id) if m["id"] == pending["id"]]
+    assert settled["status"] == "complete" and len(usage_rows_of(database_url, settled["id"])) == 2
