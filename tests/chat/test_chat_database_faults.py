@@ -54,6 +54,22 @@ def _a_session_with_its_conversation(apps: Apps, users: UserFactory) -> tuple[Ap
     return user, str(first.json["session_id"])
 
 
+def _settled_by_the_refresh(runtime: Runtime, database_url: str, apps: Apps, user: AppUser, session_id: str,
+                            message_id: str) -> dict[str, Any]:
+    """Once the chat timeout has passed (the pending turn made older), one registry refresh settles
+    the turn: it is complete with its answer and its two usage rows. Returns it as the history shows it."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("update public.chat_messages set created_at = created_at - interval '10 minutes' where id = %s",
+                     [message_id])
+    run = RegistryRun(runtime.database, runtime.openai.files, runtime.prices, runtime.settings.registry,
+                      steps=run_steps(runtime)).execute()
+    assert run["figures"]["turns_finished"] == 1, run
+    [settled] = [m for m in history(apps, user, session_id) if m["id"] == message_id]
+    assert settled["status"] == "complete" and settled["content"], settled
+    assert len(usage_rows_of(database_url, settled["id"])) == 2
+    return settled
+
+
 def test_a_response_id_that_cannot_be_recorded_at_once_is_recorded_by_the_finish(
         apps: Apps, users: UserFactory, postgrest: Any, database_url: str) -> None:
     # given a session with its conversation, and the database lost just as OpenAI announces the
@@ -103,21 +119,12 @@ def test_an_answer_the_database_cannot_take_is_left_in_its_conversation_and_bill
     assert again.status_code == 503 and again.json["code"] == "database_unavailable", again.json
     pending = history(apps, user, session_id)[-1]
     assert pending["status"] == "pending" and usage_rows_of(database_url, pending["id"]) == []
-    # and when the registry refresh settles it (once the chat timeout has passed)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("update public.chat_messages set created_at = created_at - interval '10 minutes' where id = %s",
-                     [pending["id"]])
-    run = RegistryRun(supabase_runtime.database, supabase_runtime.openai.files, supabase_runtime.prices,
-                      supabase_runtime.settings.registry, steps=run_steps(supabase_runtime)).execute()
-    # then the answer OpenAI made is stored from the id its conversation kept, billed once
-    assert run["figures"]["turns_finished"] == 1, run
-    [settled] = [m for m in history(apps, user, session_id) if m["id"] == pending["id"]]
-    assert settled["status"] == "complete" and settled["content"], settled
-    assert len(usage_rows_of(database_url, settled["id"])) == 2
+    # and when the registry refresh settles it, then the answer OpenAI made is stored from the id its
+    # conversation kept, billed once
+    settled = _settled_by_the_refresh(supabase_runtime, database_url, apps, user, session_id, pending["id"])
     with psycopg.connect(database_url) as conn:
         row = conn.execute("select openai_response_id from public.chat_messages where id = %s", [settled["id"]]).fetchone()
     assert row is not None and row[0] in standin.state.responses
-
 
 
 def test_a_stream_cut_while_the_database_is_away_is_settled_from_the_id_its_conversation_kept(
@@ -135,11 +142,4 @@ def test_a_stream_cut_while_the_database_is_away_is_settled_from_the_id_its_conv
     pending = history(apps, user, session_id)[-1]
     assert pending["status"] == "pending"
     # and the refresh settles it from OpenAI with the id the conversation kept, billed once
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("update public.chat_messages set created_at = created_at - interval '10 minutes' where id = %s",
-                     [pending["id"]])
-    run = RegistryRun(supabase_runtime.database, supabase_runtime.openai.files, supabase_runtime.prices,
-                      supabase_runtime.settings.registry, steps=run_steps(supabase_runtime)).execute()
-    assert run["figures"]["turns_finished"] == 1, run
-    [settled] = [m for m in history(apps, user, session_id) if m["id"] == pending["id"]]
-    assert settled["status"] == "complete" and len(usage_rows_of(database_url, settled["id"])) == 2
+    _settled_by_the_refresh(supabase_runtime, database_url, apps, user, session_id, pending["id"])
