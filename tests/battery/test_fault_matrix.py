@@ -191,6 +191,16 @@ def _ready_document(stack: Stack, user: AppUser, name: str) -> str:
     return str(made.json()["id"])
 
 
+def _invited(stack: Stack, users: UserFactory, name: str) -> tuple[AppUser, str, str]:
+    """A new user B invited to a new user A's ready document ``name``: (B, the document id, the share id)."""
+    owner, grantee = users.create(), users.create()
+    doc_id = _ready_document(stack, owner, name)
+    with stack.client(owner.token) as http:
+        invited = http.post(f"/upload/{doc_id}/access", json={"email": grantee.email})
+    assert invited.status_code == 202, invited.text
+    return grantee, doc_id, str(invited.json()["share_id"])
+
+
 def _scenario_id(step: tuple[str, str, str], kind: Kind) -> str:
     return f"{step[0]}-{kind.name}"
 
@@ -255,16 +265,12 @@ def test_accepting_a_share_with_a_fault_at_each_step(stack: Stack, users: UserFa
                                                      database_url: str, step: tuple[str, str, str],
                                                      kind: Kind) -> None:
     # given A's ready document shared with a new user B (who has no store yet), and a fault at one step
-    owner, grantee = users.create(), users.create()
-    doc_id = _ready_document(stack, owner, f"share-{step[0]}-{kind.name}.txt")
-    with stack.client(owner.token) as http:
-        invited = http.post(f"/upload/{doc_id}/access", json={"email": grantee.email})
-    assert invited.status_code == 202, invited.text
+    grantee, _, share_id = _invited(stack, users, f"share-{step[0]}-{kind.name}.txt")
     before = _baseline(database_url, standin)
     killer = _inject(standin, database_url, step[1], kind, step[2])
     # when B accepts
     with stack.client(grantee.token) as http:
-        answer = http.post(f"/upload/invitations/{invited.json()['share_id']}/accept")
+        answer = http.post(f"/upload/invitations/{share_id}/accept")
     if killer is not None:
         killer.end()
     # then the answer is clear, and after one refresh every invariant holds

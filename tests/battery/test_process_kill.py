@@ -37,7 +37,7 @@ from tests.battery.kill_points import (
     lock_usage,
 )
 from tests.battery.stack import Stack
-from tests.battery.test_fault_matrix import _ready_document, _upload
+from tests.battery.test_fault_matrix import _invited, _ready_document, _upload
 from tests.support.functions import REGISTRY_TOKEN
 from tests.support.users import AppUser, UserFactory
 
@@ -172,12 +172,7 @@ def test_a_delete_killed_after_the_file_delete_before_it_is_recorded(kill: KillS
 def test_accepting_a_share_killed_while_openai_holds_a_step(kill: KillScenario, stack: Stack, users: UserFactory,
                                                             step: Step) -> None:
     # given A's ready document shared with a new user B (who has no store yet)
-    owner, grantee = users.create(), users.create()
-    doc_id = _ready_document(stack, owner, f"share-kill-{step.name}.txt")
-    with stack.client(owner.token) as http:
-        invited = http.post(f"/upload/{doc_id}/access", json={"email": grantee.email})
-    assert invited.status_code == 202, invited.text
-    share_id = invited.json()["share_id"]
+    grantee, doc_id, share_id = _invited(stack, users, f"share-kill-{step.name}.txt")
     # when the process is killed while OpenAI holds one step of B's accept
     kill.while_held(step, lambda http: http.post(f"/upload/invitations/{share_id}/accept"), grantee.token)
     # then after one refresh every invariant holds, and B's chat turns read the document
